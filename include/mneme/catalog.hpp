@@ -1,0 +1,80 @@
+// The catalog: what a parser found in a model's headers, never its weights
+// (design guide, "The data path" 2). One catalog may span several sources
+// (shards); every extent names the source it lives in.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "mneme/dtype.hpp"
+#include "mneme/source.hpp"
+
+namespace mneme {
+
+enum class Format : std::uint8_t { safetensors, gguf, npz, npy, pth };
+std::string_view format_name(Format f) noexcept;
+
+// A byte range inside one of the catalog's sources.
+struct Extent {
+  std::uint32_t source = 0;
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+};
+
+// How the stored bytes of a tensor become values. `plain` means the bytes
+// are `dtype` elements, little-endian, row-major (subject to Layout below).
+enum class Encoding : std::uint8_t { plain };
+
+// How a tensor's element bytes sit inside its extent. The default is the fast
+// path: uncompressed, little-endian, C-contiguous. Anything else (NPY Fortran
+// order or big-endian, PyTorch strided views, deflated zip members) is
+// described here and normalised by the pipeline.
+struct Layout {
+  enum class Compression : std::uint8_t { none, deflate };
+  Compression compression = Compression::none;
+  // deflate: the tensor's bytes are [inflated_offset, inflated_offset +
+  // element bytes) of the inflated stream of `data`, which inflates to
+  // exactly inflated_size bytes.
+  std::uint64_t inflated_offset = 0;
+  std::uint64_t inflated_size = 0;
+  bool byte_swapped = false;          // stored big-endian
+  std::vector<std::uint64_t> strides;  // element strides per dim; empty = C-contiguous
+
+  bool trivial() const {
+    return compression == Compression::none && !byte_swapped && strides.empty();
+  }
+};
+
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::f32;
+  std::vector<std::uint64_t> shape;  // row-major, outermost first
+  Extent data;                       // the stored bytes (for strided views, the span they touch)
+  Encoding encoding = Encoding::plain;
+  Layout layout;
+
+  std::uint64_t element_count() const;  // checked product of shape
+  std::uint64_t byte_size() const;      // element_count() * dtype size, checked
+};
+
+// Header-derived limits; every one is enforced before anything is allocated.
+struct Limits {
+  std::uint64_t max_header_bytes = 100'000'000;  // safetensors' own cap
+  std::uint64_t max_tensors = 1'000'000;
+  std::uint64_t max_rank = 16;
+  std::uint64_t max_shards = 4096;
+};
+
+struct Catalog {
+  Format format = Format::safetensors;
+  std::vector<SourcePtr> sources;
+  std::vector<TensorInfo> tensors;
+  // String metadata (`__metadata__` in safetensors), in file order.
+  std::vector<std::pair<std::string, std::string>> metadata;
+
+  std::uint64_t total_data_bytes() const;
+};
+
+}  // namespace mneme

@@ -1,0 +1,187 @@
+// The streaming pipeline: plan -> read -> decode -> deliver (design guide,
+// "The data path" 3-6). One run moves every tensor of a catalog from its
+// sources into a sink under one memory budget.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "mneme/catalog.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+#include "mneme/dtype.hpp"
+
+namespace mneme {
+
+// What one catalog tensor becomes.
+struct OutputTensor {
+  std::size_t source_tensor = 0;  // index into Catalog::tensors
+  std::string name;
+  DType dtype = DType::f32;  // output element type
+  std::vector<std::uint64_t> shape;
+  std::uint64_t bytes = 0;
+  std::uint64_t chunk_count = 0;
+};
+
+// One unit of work: an input byte range that decodes on its own into one
+// slice of one output tensor.
+struct Chunk {
+  std::uint32_t output = 0;  // index into Plan::outputs
+  Extent input;
+  std::uint64_t out_offset = 0;  // byte offset inside the output tensor
+  std::uint64_t out_bytes = 0;
+  std::uint64_t elements = 0;
+};
+
+struct PlanOptions {
+  // Convert unquantized float tensors of another width to this type; others
+  // (integers, and all tensors when unset) pass through unchanged.
+  std::optional<OutType> to;
+  // Upper bound of one chunk's input bytes (rounded down to whole elements).
+  std::uint64_t max_chunk_bytes = 4ull << 20;
+};
+
+struct Plan {
+  std::vector<OutputTensor> outputs;
+  std::vector<Chunk> chunks;  // in read order: per source ascending offsets, sources interleaved
+  std::uint64_t max_chunk_in = 0;
+  std::uint64_t max_chunk_out = 0;
+  std::uint64_t total_in = 0;
+  std::uint64_t total_out = 0;
+};
+
+Plan make_plan(const Catalog& catalog, const PlanOptions& options);
+
+// Sinks own the output memory and learn when chunks and tensors complete.
+// acquire/commit/tensor_done are called from decode threads concurrently.
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual void begin(const Catalog& catalog, const Plan& plan) {}
+  // Memory for exactly chunk.out_bytes of output.
+  virtual std::span<std::byte> acquire(const Chunk& chunk) = 0;
+  // The chunk's output bytes are in place in `out` (the span acquire gave).
+  virtual void commit(const Chunk& chunk, std::span<std::byte> out) = 0;
+  // Every chunk of plan.outputs[output] is committed.
+  virtual void tensor_done(std::size_t output) {}
+  // The run succeeded; flush and close.
+  virtual void finish() {}
+  // The run failed or was cancelled; release everything, leave no partial file.
+  virtual void abort() noexcept {}
+};
+
+struct RunOptions {
+  unsigned threads = 0;                   // decode threads; 0 = hardware concurrency
+  std::uint64_t budget_bytes = 64ull << 20;  // input buffer bytes in flight, at most
+  std::atomic<bool>* cancel = nullptr;    // set from any thread to cancel the run
+  // Progress: bytes produced so far and in total; called from the I/O thread.
+  std::function<void(std::uint64_t done, std::uint64_t total)> progress;
+};
+
+struct RunStats {
+  std::uint64_t bytes_read = 0;      // from sources (zero-copy sources count as read)
+  std::uint64_t bytes_written = 0;   // produced into the sink
+  std::uint64_t chunks = 0;
+  double wall_seconds = 0;
+  double io_busy_seconds = 0;        // wall time with at least one read in flight
+  double io_wait_seconds = 0;        // wall time with reads in flight and no decode running
+  double decode_seconds = 0;         // summed over decode threads
+  std::uint64_t peak_buffer_bytes = 0;  // input buffer bytes held at once, at most
+  std::uint64_t buffer_capacity = 0;    // bytes of the preallocated buffer pool
+  unsigned threads = 0;
+};
+
+// Moves every tensor of `catalog` through `plan` into `sink`. Reads run as
+// coroutines on `io` (the context the catalog's sources were opened on; run on
+// the calling thread for the duration), decoding on a oneTBB flow graph.
+// Throws the first mneme::Error any stage raised (the sink's abort() has run
+// by then); never returns with work in flight.
+RunStats run_pipeline(boost::asio::io_context& io, const Catalog& catalog, const Plan& plan, Sink& sink,
+                      const RunOptions& options);
+
+// --- Sinks -----------------------------------------------------------------
+
+// Keeps every tensor in memory (the caller wanted the whole model).
+class MemorySink : public Sink {
+ public:
+  struct Tensor {
+    std::string name;
+    DType dtype;
+    std::vector<std::uint64_t> shape;
+    std::unique_ptr<std::byte[]> data;
+    std::uint64_t bytes = 0;
+    std::span<const std::byte> view() const { return {data.get(), bytes}; }
+  };
+  void begin(const Catalog& catalog, const Plan& plan) override;
+  std::span<std::byte> acquire(const Chunk& chunk) override;
+  void commit(const Chunk&, std::span<std::byte>) override {}
+  std::vector<Tensor>& tensors() { return tensors_; }
+
+ private:
+  std::vector<Tensor> tensors_;
+};
+
+// Decodes into recycled scratch memory and drops the result (`mneme load`).
+class DiscardSink : public Sink {
+ public:
+  DiscardSink();
+  void begin(const Catalog& catalog, const Plan& plan) override;
+  std::span<std::byte> acquire(const Chunk& chunk) override;
+  void commit(const Chunk& chunk, std::span<std::byte> out) override;
+  ~DiscardSink() override;
+
+ private:
+  struct Pool;
+  std::unique_ptr<Pool> pool_;
+};
+
+// Hands each finished chunk to a callback (a GPU upload queue, say), from
+// staging buffers that are recycled once the callback returns.
+class CallbackSink : public Sink {
+ public:
+  using ChunkFn = std::function<void(const OutputTensor& tensor, std::uint64_t offset,
+                                     std::span<const std::byte> bytes)>;
+  using TensorFn = std::function<void(const OutputTensor& tensor)>;
+  explicit CallbackSink(ChunkFn on_chunk, TensorFn on_tensor = {});
+  ~CallbackSink() override;
+  void begin(const Catalog& catalog, const Plan& plan) override;
+  std::span<std::byte> acquire(const Chunk& chunk) override;
+  void commit(const Chunk& chunk, std::span<std::byte> out) override;
+  void tensor_done(std::size_t output) override;
+
+ private:
+  ChunkFn on_chunk_;
+  TensorFn on_tensor_;
+  const Plan* plan_ = nullptr;
+  struct Pool;
+  std::unique_ptr<Pool> pool_;
+};
+
+// Streams a safetensors file: header first, then every chunk written at its
+// place as it completes; never the whole model in memory. Writes to
+// `path + ".partial"` and renames on success.
+class SafetensorsFileSink : public Sink {
+ public:
+  explicit SafetensorsFileSink(std::string path);
+  ~SafetensorsFileSink() override;
+  void begin(const Catalog& catalog, const Plan& plan) override;
+  std::span<std::byte> acquire(const Chunk& chunk) override;
+  void commit(const Chunk& chunk, std::span<std::byte> out) override;
+  void finish() override;
+  void abort() noexcept override;
+
+ private:
+  struct State;
+  std::string path_;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace mneme

@@ -1,0 +1,79 @@
+// The planner: cut every tensor into chunks of bounded size on element
+// boundaries, each decodable on its own into its slice of the output.
+#include <algorithm>
+
+#include "mneme/checked.hpp"
+#include "mneme/error.hpp"
+#include "mneme/pipeline.hpp"
+
+namespace mneme {
+namespace {
+
+bool convertible_float(DType t) {
+  return t == DType::f64 || t == DType::f32 || t == DType::f16 || t == DType::bf16;
+}
+
+}  // namespace
+
+Plan make_plan(const Catalog& catalog, const PlanOptions& options) {
+  if (options.max_chunk_bytes < 64) fail(ErrorKind::limit, "chunk size below 64 bytes");
+  Plan plan;
+  plan.outputs.reserve(catalog.tensors.size());
+  std::vector<std::vector<Chunk>> per_source(catalog.sources.size());
+
+  for (std::size_t i = 0; i < catalog.tensors.size(); ++i) {
+    const TensorInfo& t = catalog.tensors[i];
+    if (t.encoding != Encoding::plain || !t.layout.trivial()) {
+      fail(ErrorKind::unsupported, "tensor \"" + printable(t.name) + "\": this storage layout is not streamed yet");
+    }
+    OutputTensor out;
+    out.source_tensor = i;
+    out.name = t.name;
+    out.shape = t.shape;
+    out.dtype = (options.to && convertible_float(t.dtype)) ? to_dtype(*options.to) : t.dtype;
+    const std::uint64_t elements = t.element_count();
+    const std::uint64_t in_size = dtype_size(t.dtype);
+    const std::uint64_t out_size_ = dtype_size(out.dtype);
+    out.bytes = checked_mul(elements, out_size_, "output size");
+    if (checked_mul(elements, in_size, "input size") != t.data.length) {
+      fail(ErrorKind::parse, "tensor \"" + printable(t.name) + "\": extent does not match shape x dtype");
+    }
+
+    const std::uint64_t per_chunk = std::max<std::uint64_t>(1, options.max_chunk_bytes / in_size);
+    const auto output_index = static_cast<std::uint32_t>(plan.outputs.size());
+    for (std::uint64_t first = 0; first < elements; first += per_chunk) {
+      const std::uint64_t n = std::min(per_chunk, elements - first);
+      Chunk c;
+      c.output = output_index;
+      c.input = Extent{t.data.source, t.data.offset + first * in_size, n * in_size};
+      c.out_offset = first * out_size_;
+      c.out_bytes = n * out_size_;
+      c.elements = n;
+      plan.max_chunk_in = std::max(plan.max_chunk_in, c.input.length);
+      plan.max_chunk_out = std::max(plan.max_chunk_out, c.out_bytes);
+      per_source.at(t.data.source).push_back(c);
+      ++out.chunk_count;
+    }
+    plan.total_in = checked_add(plan.total_in, t.data.length, "model size");
+    plan.total_out = checked_add(plan.total_out, out.bytes, "output size");
+    plan.outputs.push_back(std::move(out));
+  }
+
+  // Ascending offsets within a source (sequential sources need it, disks like
+  // it); sources interleaved so that reads are in flight on every shard.
+  std::size_t total = 0;
+  for (auto& chunks : per_source) {
+    std::stable_sort(chunks.begin(), chunks.end(),
+                     [](const Chunk& a, const Chunk& b) { return a.input.offset < b.input.offset; });
+    total += chunks.size();
+  }
+  plan.chunks.reserve(total);
+  for (std::size_t round = 0; plan.chunks.size() < total; ++round) {
+    for (const auto& chunks : per_source) {
+      if (round < chunks.size()) plan.chunks.push_back(chunks[round]);
+    }
+  }
+  return plan;
+}
+
+}  // namespace mneme

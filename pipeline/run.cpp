@@ -1,0 +1,332 @@
+// The run: reader coroutines on one io_context feed a oneTBB flow graph whose
+// decode node writes straight into sink-owned memory.
+//
+// Threads: the calling thread runs the io_context (every reader coroutine and
+// all bookkeeping below marked "io thread"); `threads` TBB workers run the
+// kernels. Input buffers are slots of one preallocated region; a slot goes
+// back to the readers as soon as its kernel ends (the backpressure).
+#include <tbb/flow_graph.h>
+#include <tbb/global_control.h>
+#include <tbb/task_arena.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <new>
+#include <thread>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "kernels/convert/convert.hpp"
+#include "mneme/error.hpp"
+#include "mneme/pipeline.hpp"
+#include "pipeline/buffers.hpp"
+
+namespace mneme {
+namespace {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+using SlotChannel = asio::experimental::channel<void(boost::system::error_code, int)>;
+
+double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+struct Job {
+  std::size_t chunk = 0;
+  const std::byte* input = nullptr;
+  int slot = -1;  // input buffer slot, -1 for zero-copy input
+};
+
+// Chunks of one source, in plan order; random-access sources are read by
+// several coroutines at once, sequential ones by exactly one.
+struct Lane {
+  std::vector<std::size_t> chunks;
+  std::size_t next = 0;
+};
+
+class Run {
+ public:
+  Run(asio::io_context& io, const Catalog& catalog, const Plan& plan, Sink& sink, const RunOptions& opt)
+      : io_(io), catalog_(catalog), plan_(plan), sink_(sink), opt_(opt),
+        threads_(opt.threads ? opt.threads : std::max(1u, std::thread::hardware_concurrency())),
+        remaining_(plan.outputs.size()) {}
+
+  RunStats execute();
+
+ private:
+  asio::awaitable<void> read_lane(Lane& lane);
+  void decode(const Job& job);
+  void job_finished(const Job& job, std::uint64_t bytes_out);  // io thread
+  void reader_finished(std::exception_ptr e);                   // io thread
+  void maybe_finish();                                          // io thread
+  void record_error(std::exception_ptr e);
+  bool stopped() const {
+    return stop_.load(std::memory_order_relaxed) || (opt_.cancel && opt_.cancel->load(std::memory_order_relaxed));
+  }
+
+  asio::io_context& io_;
+  const Catalog& catalog_;
+  const Plan& plan_;
+  Sink& sink_;
+  const RunOptions& opt_;
+  unsigned threads_;
+
+  std::vector<kernels::ConvertFn> convert_;  // per output; nullptr = copy
+  std::vector<std::atomic<std::uint64_t>> remaining_;  // chunks left per output
+
+  // Input buffer slots (io thread).
+  pipeline::HugeRegion region_;
+  std::size_t slot_bytes_ = 0;
+  std::unique_ptr<SlotChannel> slots_;
+  std::uint64_t held_bytes_ = 0;
+
+  // Run state (io thread unless atomic).
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard_;
+  std::size_t readers_alive_ = 0;
+  std::size_t jobs_in_flight_ = 0;
+  std::atomic<bool> stop_{false};
+  std::mutex error_mutex_;
+  std::exception_ptr error_;
+  tbb::flow::function_node<Job>* decode_node_ = nullptr;
+
+  // Statistics.
+  RunStats stats_;
+  std::uint64_t bytes_done_ = 0;
+  unsigned reads_in_flight_ = 0;
+  Clock::time_point io_busy_since_;
+  std::mutex decode_mutex_;
+  unsigned decoding_ = 0;
+  Clock::time_point decode_idle_since_;
+  Clock::duration decode_idle_{};
+  std::atomic<std::uint64_t> decode_ns_{0};
+};
+
+void Run::record_error(std::exception_ptr e) {
+  {
+    std::lock_guard lock(error_mutex_);
+    if (!error_) error_ = e;
+  }
+  stop_.store(true);
+  // Wake readers waiting for a buffer; they see the closed channel and leave.
+  asio::post(io_, [this] { slots_->close(); });
+}
+
+asio::awaitable<void> Run::read_lane(Lane& lane) {
+  while (!stopped() && lane.next < lane.chunks.size()) {
+    const std::size_t index = lane.chunks[lane.next++];
+    const Chunk& c = plan_.chunks[index];
+    Source& src = *catalog_.sources.at(c.input.source);
+    Job job{index, nullptr, -1};
+    if (const std::byte* base = src.contiguous()) {
+      job.input = base + c.input.offset;  // parser checked the extent against size()
+    } else {
+      auto [ec, slot] = co_await slots_->async_receive(asio::as_tuple(asio::use_awaitable));
+      if (ec) co_return;  // closed: the run is stopping
+      job.slot = slot;
+      std::byte* buf = region_.data() + static_cast<std::size_t>(slot) * slot_bytes_;
+      held_bytes_ += c.input.length;
+      stats_.peak_buffer_bytes = std::max(stats_.peak_buffer_bytes, held_bytes_);
+      if (reads_in_flight_++ == 0) io_busy_since_ = Clock::now();
+      try {
+        co_await src.async_read_at(c.input.offset, {buf, c.input.length});
+      } catch (...) {
+        if (--reads_in_flight_ == 0) stats_.io_busy_seconds += seconds(Clock::now() - io_busy_since_);
+        held_bytes_ -= c.input.length;
+        slots_->try_send(boost::system::error_code{}, slot);
+        throw;
+      }
+      if (--reads_in_flight_ == 0) stats_.io_busy_seconds += seconds(Clock::now() - io_busy_since_);
+      job.input = buf;
+    }
+    stats_.bytes_read += c.input.length;
+    ++jobs_in_flight_;
+    decode_node_->try_put(job);
+  }
+}
+
+void Run::decode(const Job& job) {
+  const Chunk& c = plan_.chunks[job.chunk];
+  std::uint64_t produced = 0;
+  if (!stopped()) {
+    const auto start = Clock::now();
+    {
+      std::lock_guard lock(decode_mutex_);
+      if (decoding_++ == 0) decode_idle_ += start - decode_idle_since_;
+    }
+    try {
+      std::span<std::byte> out = sink_.acquire(c);
+      if (out.size() != c.out_bytes) fail(ErrorKind::io, "sink gave an output span of the wrong size");
+      if (const auto fn = convert_[c.output]) {
+        fn(job.input, out.data(), c.elements);
+      } else if (c.out_bytes) {
+        std::memcpy(out.data(), job.input, c.out_bytes);
+      }
+      sink_.commit(c, out);
+      produced = c.out_bytes;
+      if (remaining_[c.output].fetch_sub(1) == 1) sink_.tensor_done(c.output);
+    } catch (...) {
+      record_error(std::current_exception());
+    }
+    const auto end = Clock::now();
+    decode_ns_ += static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(end - start).count());
+    std::lock_guard lock(decode_mutex_);
+    if (--decoding_ == 0) decode_idle_since_ = end;
+  }
+  asio::post(io_, [this, job, produced] { job_finished(job, produced); });
+}
+
+void Run::job_finished(const Job& job, std::uint64_t bytes_out) {
+  --jobs_in_flight_;
+  if (job.slot >= 0) {
+    held_bytes_ -= plan_.chunks[job.chunk].input.length;
+    slots_->try_send(boost::system::error_code{}, job.slot);  // fails only once closed
+  }
+  if (bytes_out) {
+    bytes_done_ += bytes_out;
+    ++stats_.chunks;
+    if (opt_.progress) {
+      try {
+        opt_.progress(bytes_done_, plan_.total_out);
+      } catch (...) {
+        record_error(std::current_exception());
+      }
+    }
+  }
+  maybe_finish();
+}
+
+void Run::reader_finished(std::exception_ptr e) {
+  if (e) record_error(e);
+  --readers_alive_;
+  maybe_finish();
+}
+
+void Run::maybe_finish() {
+  if (readers_alive_ == 0 && jobs_in_flight_ == 0) guard_.reset();
+}
+
+RunStats Run::execute() {
+  const auto t0 = Clock::now();
+  stats_.threads = threads_;
+
+  // Kernels per output.
+  convert_.resize(plan_.outputs.size(), nullptr);
+  for (std::size_t i = 0; i < plan_.outputs.size(); ++i) {
+    const auto& o = plan_.outputs[i];
+    const DType from = catalog_.tensors.at(o.source_tensor).dtype;
+    remaining_[i].store(o.chunk_count);
+    if (from == o.dtype) continue;
+    const auto to = o.dtype == DType::f32 ? OutType::f32 : o.dtype == DType::f16 ? OutType::f16 : OutType::bf16;
+    convert_[i] = kernels::convert_fn(from, to);
+    if (!convert_[i]) fail(ErrorKind::unsupported, "no kernel converts " + std::string(dtype_name(from)) + " to " +
+                                                       std::string(dtype_name(o.dtype)));
+  }
+
+  // Lanes, and the input buffer pool for sources that need reading.
+  std::vector<Lane> lanes(catalog_.sources.size());
+  bool needs_buffers = false;
+  for (std::size_t i = 0; i < plan_.chunks.size(); ++i) {
+    const auto src = plan_.chunks[i].input.source;
+    lanes.at(src).chunks.push_back(i);
+    needs_buffers |= catalog_.sources[src]->contiguous() == nullptr;
+  }
+  std::size_t slot_count = 0;
+  slots_ = std::make_unique<SlotChannel>(io_, 0);
+  if (needs_buffers && plan_.max_chunk_in > 0) {
+    slot_bytes_ = (plan_.max_chunk_in + 4095) & ~std::size_t{4095};
+    if (opt_.budget_bytes < plan_.max_chunk_in) {
+      fail(ErrorKind::limit, "budget of " + std::to_string(opt_.budget_bytes) + " bytes is smaller than one chunk (" +
+                                 std::to_string(plan_.max_chunk_in) + " bytes)");
+    }
+    slot_count = std::max<std::size_t>(1, opt_.budget_bytes / slot_bytes_);
+    if (slot_count == 1 && opt_.budget_bytes >= plan_.max_chunk_in) slot_bytes_ = plan_.max_chunk_in;
+    region_ = pipeline::HugeRegion(slot_count * slot_bytes_);
+    stats_.buffer_capacity = slot_count * slot_bytes_;
+    slots_ = std::make_unique<SlotChannel>(io_, slot_count);
+    for (std::size_t s = 0; s < slot_count; ++s) slots_->try_send(boost::system::error_code{}, static_cast<int>(s));
+  }
+
+  try {
+    sink_.begin(catalog_, plan_);
+    for (std::size_t i = 0; i < plan_.outputs.size(); ++i) {
+      if (plan_.outputs[i].chunk_count == 0) sink_.tensor_done(i);
+    }
+  } catch (...) {
+    sink_.abort();
+    throw;
+  }
+
+  tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism, threads_ + 1);
+  tbb::task_arena arena(static_cast<int>(threads_), 0);
+  std::unique_ptr<tbb::flow::graph> graph;
+  std::unique_ptr<tbb::flow::function_node<Job>> node;
+  arena.execute([&] {
+    graph = std::make_unique<tbb::flow::graph>();
+    node = std::make_unique<tbb::flow::function_node<Job>>(*graph, threads_, [this](const Job& j) { decode(j); });
+  });
+  decode_node_ = node.get();
+  decode_idle_since_ = Clock::now();
+
+  // Readers: one per sequential lane, several per random-access lane.
+  guard_.emplace(io_.get_executor());
+  for (auto& lane : lanes) {
+    if (lane.chunks.empty()) continue;
+    const Source& src = *catalog_.sources[plan_.chunks[lane.chunks.front()].input.source];
+    const std::size_t readers = src.sequential() ? 1 : src.contiguous() ? 1 : std::clamp<std::size_t>(slot_count, 1, 8);
+    for (std::size_t r = 0; r < readers; ++r) {
+      ++readers_alive_;
+      asio::co_spawn(io_, read_lane(lane), [this](std::exception_ptr e) { reader_finished(e); });
+    }
+  }
+  maybe_finish();
+  io_.restart();
+  io_.run();
+  arena.execute([&] { graph->wait_for_all(); });
+
+  stats_.decode_seconds = static_cast<double>(decode_ns_.load()) * 1e-9;
+  stats_.io_wait_seconds = seconds(decode_idle_);
+  stats_.bytes_written = bytes_done_;
+  if (!error_ && opt_.cancel && opt_.cancel->load()) {
+    error_ = std::make_exception_ptr(Error(ErrorKind::cancelled, "the run was cancelled"));
+  }
+  if (!error_) {
+    try {
+      sink_.finish();
+    } catch (...) {
+      error_ = std::current_exception();
+    }
+  }
+  if (error_) {
+    sink_.abort();
+    try {
+      std::rethrow_exception(error_);
+    } catch (const Error&) {
+      throw;
+    } catch (const std::bad_alloc&) {
+      fail(ErrorKind::limit, "out of memory");
+    } catch (const std::exception& e) {
+      fail(ErrorKind::io, e.what());
+    }
+  }
+  stats_.wall_seconds = seconds(Clock::now() - t0);
+  return stats_;
+}
+
+}  // namespace
+
+RunStats run_pipeline(asio::io_context& io, const Catalog& catalog, const Plan& plan, Sink& sink,
+                      const RunOptions& options) {
+  Run run(io, catalog, plan, sink, options);
+  return run.execute();
+}
+
+}  // namespace mneme

@@ -1,0 +1,227 @@
+// mneme: inspect, remember (stream-convert to safetensors) and load models.
+// Errors: one line on stderr, exit 1. Usage errors: exit 2.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <map>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/json.hpp>
+
+#include "mneme/error.hpp"
+#include "mneme/formats.hpp"
+#include "mneme/pipeline.hpp"
+#include "src/cli/args.hpp"
+
+namespace {
+
+namespace json = boost::json;
+using namespace mneme;
+
+constexpr const char* kUsage = R"(usage:
+  mneme inspect SRC... [--json]
+  mneme remember SRC... [-o OUT] [--to bf16|f16|f32] [--threads N] [--budget SIZE] [--io MODE]
+  mneme load SRC... [--to bf16|f16|f32] [--threads N] [--budget SIZE] [--io MODE]
+
+SRC is a file, a directory or model.safetensors.index.json of a sharded model,
+file://PATH, tcp://HOST:PORT, or - for stdin. Several SRC are shards of one model.
+MODE is uring (default, falls back to pread), pread or mmap. SIZE accepts k/M/G.
+)";
+
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024 && u < 4) {
+    b /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.2f %s", b, units[u]);
+  return buf;
+}
+
+std::string shape_text(const std::vector<std::uint64_t>& shape) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+OpenOptions open_options(const cli::Args& a) {
+  OpenOptions o;
+  if (!a.io || *a.io == "uring" || *a.io == "auto") o.file_io = a.io && *a.io == "uring" ? FileIo::uring : FileIo::automatic;
+  else if (*a.io == "pread") o.file_io = FileIo::pread;
+  else if (*a.io == "mmap") o.file_io = FileIo::mmap;
+  else throw cli::UsageError("--io must be uring, pread or mmap");
+  return o;
+}
+
+std::optional<OutType> out_type(const cli::Args& a, std::optional<OutType> fallback) {
+  if (!a.to) return fallback;
+  const auto t = out_type_from_name(*a.to);
+  if (!t) throw cli::UsageError("--to must be bf16, f16 or f32");
+  return t;
+}
+
+int inspect(const cli::Args& a, boost::asio::io_context& io) {
+  const Catalog cat = open_catalog(a.sources, io.get_executor(), open_options(a));
+  std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> by_dtype;  // count, bytes
+  for (const auto& t : cat.tensors) {
+    auto& e = by_dtype[std::string(dtype_name(t.dtype))];
+    ++e.first;
+    e.second += t.data.length;
+  }
+  if (a.json) {
+    json::object root;
+    root["format"] = std::string(format_name(cat.format));
+    json::array sources;
+    for (const auto& s : cat.sources) sources.emplace_back(s->name());
+    root["sources"] = std::move(sources);
+    root["tensor_count"] = cat.tensors.size();
+    root["total_bytes"] = cat.total_data_bytes();
+    json::object dtypes;
+    for (const auto& [name, e] : by_dtype) dtypes[name] = json::object{{"count", e.first}, {"bytes", e.second}};
+    root["dtypes"] = std::move(dtypes);
+    json::object meta;
+    for (const auto& [k, v] : cat.metadata) meta[k] = v;
+    root["metadata"] = std::move(meta);
+    json::array tensors;
+    for (const auto& t : cat.tensors) {
+      json::array shape(t.shape.begin(), t.shape.end());
+      tensors.push_back(json::object{{"name", t.name},
+                                     {"dtype", std::string(dtype_name(t.dtype))},
+                                     {"shape", std::move(shape)},
+                                     {"bytes", t.data.length},
+                                     {"source", t.data.source},
+                                     {"offset", t.data.offset}});
+    }
+    root["tensors"] = std::move(tensors);
+    std::cout << json::serialize(root) << "\n";
+    return 0;
+  }
+  std::cout << "format   " << format_name(cat.format) << " (" << cat.sources.size() << " source"
+            << (cat.sources.size() == 1 ? "" : "s") << ")\n";
+  std::cout << "tensors  " << cat.tensors.size() << ", " << human_bytes(static_cast<double>(cat.total_data_bytes()))
+            << "\n";
+  for (const auto& [name, e] : by_dtype) {
+    std::cout << "  " << name << ": " << e.first << " tensors, " << human_bytes(static_cast<double>(e.second)) << "\n";
+  }
+  for (const auto& [k, v] : cat.metadata) std::cout << "meta     " << printable(k) << " = " << printable(v, 120) << "\n";
+  std::printf("\n%-48s %-8s %-24s %12s\n", "NAME", "DTYPE", "SHAPE", "BYTES");
+  for (const auto& t : cat.tensors) {
+    std::printf("%-48s %-8s %-24s %12llu\n", printable(t.name, 48).c_str(), std::string(dtype_name(t.dtype)).c_str(),
+                shape_text(t.shape).c_str(), static_cast<unsigned long long>(t.data.length));
+  }
+  return 0;
+}
+
+// A one-line progress bar on stderr, redrawn at most ten times a second.
+class Progress {
+ public:
+  explicit Progress(bool enabled) : enabled_(enabled), start_(std::chrono::steady_clock::now()) {}
+  void update(std::uint64_t done, std::uint64_t total) {
+    if (!enabled_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (done < total && now - last_ < std::chrono::milliseconds(100)) return;
+    last_ = now;
+    const double frac = total ? static_cast<double>(done) / static_cast<double>(total) : 1.0;
+    const int width = 30;
+    const int filled = static_cast<int>(frac * width);
+    const double secs = std::chrono::duration<double>(now - start_).count();
+    std::fprintf(stderr, "\r[%.*s%*s] %3.0f%% %s/s ", filled, "##############################", width - filled, "",
+                 frac * 100, human_bytes(secs > 0 ? static_cast<double>(done) / secs : 0).c_str());
+    if (done >= total) std::fputc('\n', stderr);
+  }
+
+ private:
+  bool enabled_;
+  std::chrono::steady_clock::time_point start_, last_{};
+};
+
+RunOptions run_options(const cli::Args& a, Progress& progress) {
+  RunOptions r;
+  if (a.threads) r.threads = *a.threads;
+  if (a.budget) r.budget_bytes = *a.budget;
+  r.progress = [&progress](std::uint64_t d, std::uint64_t t) { progress.update(d, t); };
+  return r;
+}
+
+PlanOptions plan_options(const cli::Args& a, std::optional<OutType> to) {
+  PlanOptions p;
+  p.to = to;
+  if (a.chunk) p.max_chunk_bytes = *a.chunk;
+  if (a.budget && *a.budget < p.max_chunk_bytes) p.max_chunk_bytes = std::max<std::uint64_t>(*a.budget, 64);
+  return p;
+}
+
+void print_stats(const RunStats& s, const char* verb) {
+  const double gbs = s.wall_seconds > 0 ? static_cast<double>(s.bytes_read) / s.wall_seconds / 1e9 : 0;
+  std::fprintf(stderr, "%s %s -> %s in %.3f s (%.2f GB/s read), %u thread%s\n", verb,
+               human_bytes(static_cast<double>(s.bytes_read)).c_str(),
+               human_bytes(static_cast<double>(s.bytes_written)).c_str(), s.wall_seconds, gbs, s.threads,
+               s.threads == 1 ? "" : "s");
+  std::fprintf(stderr, "  %llu chunks; I/O busy %.3f s; decode %.3f s (all threads); decoders idle on I/O %.3f s\n",
+               static_cast<unsigned long long>(s.chunks), s.io_busy_seconds, s.decode_seconds, s.io_wait_seconds);
+  std::fprintf(stderr, "  peak buffers %s of %s preallocated\n", human_bytes(static_cast<double>(s.peak_buffer_bytes)).c_str(),
+               human_bytes(static_cast<double>(s.buffer_capacity)).c_str());
+}
+
+std::string default_output(const std::string& src) {
+  std::filesystem::path p(src == "-" ? "stdin" : src);
+  if (p.filename().empty()) p = p.parent_path();
+  std::string stem = p.stem().string();
+  if (stem.ends_with(".index")) stem = std::filesystem::path(stem).stem().string();
+  return stem + ".remembered.safetensors";
+}
+
+int transfer(const cli::Args& a, boost::asio::io_context& io, bool write_file) {
+  const auto to = out_type(a, write_file ? std::optional<OutType>(OutType::bf16) : std::nullopt);
+  const Catalog cat = open_catalog(a.sources, io.get_executor(), open_options(a));
+  const Plan plan = make_plan(cat, plan_options(a, to));
+  Progress progress(!a.quiet && ::isatty(STDERR_FILENO));
+  const RunOptions opts = run_options(a, progress);
+  RunStats stats;
+  if (write_file) {
+    const std::string out = a.output ? *a.output : default_output(a.sources.front());
+    SafetensorsFileSink sink(out);
+    stats = run_pipeline(io, cat, plan, sink, opts);
+    if (!a.quiet) std::fprintf(stderr, "wrote %s\n", printable(out).c_str());
+  } else {
+    DiscardSink sink;
+    stats = run_pipeline(io, cat, plan, sink, opts);
+  }
+  if (!a.quiet || !write_file) print_stats(stats, write_file ? "remembered" : "loaded");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const cli::Args args = cli::parse_args(argc, argv);
+    if (args.command == "help" || args.command == "--help" || args.command == "-h") {
+      std::cout << kUsage;
+      return 0;
+    }
+    if (args.sources.empty()) throw cli::UsageError(args.command + " needs at least one source");
+    boost::asio::io_context io(1);
+    if (args.command == "inspect") return inspect(args, io);
+    if (args.command == "remember") return transfer(args, io, true);
+    if (args.command == "load") return transfer(args, io, false);
+    throw cli::UsageError("unknown command " + args.command);
+  } catch (const cli::UsageError& e) {
+    std::cerr << "mneme: " << e.what() << "\n" << kUsage;
+    return 2;
+  } catch (const mneme::Error& e) {
+    std::cerr << "mneme: " << mneme::to_string(e.kind()) << " error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "mneme: limit error: out of memory\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "mneme: error: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,157 @@
+// Format detection and multi-source merging.
+#include <array>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+#include <boost/json.hpp>
+
+#include "mneme/error.hpp"
+#include "mneme/formats.hpp"
+#include "src/formats/strict_json.hpp"
+
+namespace mneme {
+namespace {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+
+constexpr std::uint64_t kMaxIndexBytes = 64ull << 20;
+
+// Appends `part` to `into`, renumbering its sources; names must stay unique.
+void merge(Catalog& into, Catalog&& part, std::unordered_map<std::string, std::size_t>& seen) {
+  if (into.sources.empty()) {
+    into.format = part.format;
+    into.metadata = std::move(part.metadata);
+  } else if (into.format != part.format) {
+    fail(ErrorKind::unsupported, "cannot combine a " + std::string(format_name(part.format)) +
+                                     " source with " + std::string(format_name(into.format)));
+  }
+  const auto base = static_cast<std::uint32_t>(into.sources.size());
+  for (auto& s : part.sources) into.sources.push_back(std::move(s));
+  for (auto& t : part.tensors) {
+    if (!seen.emplace(t.name, into.tensors.size()).second) {
+      fail(ErrorKind::parse, "tensor \"" + printable(t.name) + "\" appears in more than one shard");
+    }
+    t.data.source += base;
+    into.tensors.push_back(std::move(t));
+  }
+}
+
+Catalog parse_by_content(SourcePtr source, const Limits& limits) {
+  // The first bytes decide which parser validates the whole frame.
+  std::array<std::byte, 8> head{};
+  const auto size = source->size();
+  if (!size || *size >= head.size()) source->read_at(0, head);
+  if (std::memcmp(head.data(), "GGUF", 4) == 0 || std::memcmp(head.data(), "FUGG", 4) == 0) {
+    fail(ErrorKind::unsupported, printable(source->name()) + ": GGUF is not supported yet");
+  }
+  if (std::memcmp(head.data(), "PK\x03\x04", 4) == 0 || std::memcmp(head.data(), "\x93NUMPY", 6) == 0) {
+    fail(ErrorKind::unsupported, printable(source->name()) + ": NPZ/NPY/.pth are not supported yet");
+  }
+  return parse_safetensors(std::move(source), limits);
+}
+
+std::string read_small_file(const fs::path& path, std::uint64_t cap) {
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  if (ec) fail(ErrorKind::io, "cannot open " + printable(path.string()) + ": " + ec.message());
+  if (size > cap) fail(ErrorKind::limit, printable(path.string()) + " is larger than " + std::to_string(cap) + " bytes");
+  std::ifstream in(path, std::ios::binary);
+  std::string text(size, '\0');
+  if (!in.read(text.data(), static_cast<std::streamsize>(size))) {
+    fail(ErrorKind::io, "cannot read " + printable(path.string()));
+  }
+  return text;
+}
+
+// A shard file name from an index: a plain name in the index's directory,
+// never a path that could escape it.
+fs::path shard_path(const fs::path& dir, std::string_view name, const std::string& index) {
+  const fs::path p(name);
+  if (name.empty() || p.is_absolute() || p.has_parent_path() || name == "." || name == "..") {
+    fail(ErrorKind::security, index + ": shard name \"" + printable(name) + "\" is not a plain file name");
+  }
+  return dir / p;
+}
+
+}  // namespace
+
+Catalog open_safetensors_index(const std::string& index_path, boost::asio::any_io_executor executor,
+                               const OpenOptions& open, const Limits& limits) {
+  const std::string where = printable(index_path);
+  const json::value root = parse_strict_json(read_small_file(index_path, kMaxIndexBytes), where);
+  const auto* map = root.is_object() ? root.get_object().if_contains("weight_map") : nullptr;
+  if (!map || !map->is_object()) fail(ErrorKind::parse, where + ": no weight_map object");
+
+  // Shards in first-appearance order; every tensor's shard recorded.
+  std::vector<std::string> shards;
+  std::unordered_map<std::string, std::string> tensor_shard;
+  std::set<std::string> shard_set;
+  for (const auto& kv : map->get_object()) {
+    if (!kv.value().is_string()) fail(ErrorKind::parse, where + ": weight_map values must be file names");
+    std::string file(kv.value().get_string());
+    if (shard_set.insert(file).second) shards.push_back(file);
+    tensor_shard.emplace(std::string(kv.key()), std::move(file));
+  }
+  if (shards.size() > limits.max_shards) fail(ErrorKind::limit, where + ": too many shards");
+
+  const fs::path dir = fs::path(index_path).parent_path();
+  Catalog cat;
+  std::unordered_map<std::string, std::size_t> seen;
+  for (const auto& shard : shards) {
+    Catalog part = parse_by_content(open_source(shard_path(dir, shard, where).string(), executor, open), limits);
+    for (const auto& t : part.tensors) {
+      const auto it = tensor_shard.find(t.name);
+      if (it == tensor_shard.end() || it->second != shard) {
+        fail(ErrorKind::parse, where + ": tensor \"" + printable(t.name) + "\" in " + printable(shard) +
+                                   " is not mapped to that shard");
+      }
+    }
+    merge(cat, std::move(part), seen);
+  }
+  for (const auto& [name, shard] : tensor_shard) {
+    if (!seen.count(name)) {
+      fail(ErrorKind::parse, where + ": tensor \"" + printable(name) + "\" is missing from " + printable(shard));
+    }
+  }
+  return cat;
+}
+
+Catalog open_catalog(const std::vector<std::string>& specs, boost::asio::any_io_executor executor,
+                     const OpenOptions& open, const Limits& limits) {
+  if (specs.empty()) fail(ErrorKind::parse, "no source given");
+  Catalog cat;
+  std::unordered_map<std::string, std::size_t> seen;
+  for (const auto& spec : specs) {
+    std::error_code ec;
+    const bool is_dir = spec != "-" && fs::is_directory(spec, ec);
+    if (is_dir) {
+      const fs::path index = fs::path(spec) / "model.safetensors.index.json";
+      if (fs::exists(index, ec)) {
+        merge(cat, open_safetensors_index(index.string(), executor, open, limits), seen);
+        continue;
+      }
+      // A directory of model files: each one a shard, in name order.
+      std::vector<std::string> files;
+      for (const auto& e : fs::directory_iterator(spec)) {
+        if (e.is_regular_file() && e.path().extension() == ".safetensors") files.push_back(e.path().string());
+      }
+      if (files.empty()) fail(ErrorKind::io, printable(spec) + ": no model files in this directory");
+      std::sort(files.begin(), files.end());
+      for (const auto& f : files) merge(cat, parse_by_content(open_source(f, executor, open), limits), seen);
+      continue;
+    }
+    if (spec.size() >= 11 && spec.ends_with(".index.json")) {
+      merge(cat, open_safetensors_index(spec, executor, open, limits), seen);
+      continue;
+    }
+    merge(cat, parse_by_content(open_source(spec, executor, open), limits), seen);
+  }
+  return cat;
+}
+
+}  // namespace mneme

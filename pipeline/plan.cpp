@@ -2,6 +2,7 @@
 // boundaries, each decodable on its own into its slice of the output.
 #include <algorithm>
 
+#include "kernels/gguf/gguf_kernels.hpp"
 #include "mneme/checked.hpp"
 #include "mneme/error.hpp"
 #include "mneme/pipeline.hpp"
@@ -23,29 +24,39 @@ Plan make_plan(const Catalog& catalog, const PlanOptions& options) {
 
   for (std::size_t i = 0; i < catalog.tensors.size(); ++i) {
     const TensorInfo& t = catalog.tensors[i];
-    if (t.encoding != Encoding::plain || !t.layout.trivial()) {
+    if (!t.layout.trivial()) {
       fail(ErrorKind::unsupported, "tensor \"" + printable(t.name) + "\": this storage layout is not streamed yet");
     }
     OutputTensor out;
     out.source_tensor = i;
     out.name = t.name;
     out.shape = t.shape;
-    out.dtype = (options.to && convertible_float(t.dtype)) ? to_dtype(*options.to) : t.dtype;
     const std::uint64_t elements = t.element_count();
-    const std::uint64_t in_size = dtype_size(t.dtype);
+    // The unit a chunk is cut in: one element, or one quantization block.
+    std::uint64_t unit_elems = 1, unit_bytes = dtype_size(t.dtype);
+    if (t.encoding == Encoding::gguf_blocks) {
+      const auto info = kernels::gguf::block_info(t.gguf_type);
+      if (!info) fail(ErrorKind::parse, "tensor \"" + printable(t.name) + "\": unknown GGUF type");
+      unit_elems = info->elements;
+      unit_bytes = info->bytes;
+      out.dtype = to_dtype(options.to.value_or(OutType::bf16));  // quantized: always decoded
+    } else {
+      out.dtype = (options.to && convertible_float(t.dtype)) ? to_dtype(*options.to) : t.dtype;
+    }
     const std::uint64_t out_size_ = dtype_size(out.dtype);
     out.bytes = checked_mul(elements, out_size_, "output size");
-    if (checked_mul(elements, in_size, "input size") != t.data.length) {
-      fail(ErrorKind::parse, "tensor \"" + printable(t.name) + "\": extent does not match shape x dtype");
+    if (elements % unit_elems != 0 ||
+        checked_mul(elements / unit_elems, unit_bytes, "input size") != t.data.length) {
+      fail(ErrorKind::parse, "tensor \"" + printable(t.name) + "\": extent does not match shape x type");
     }
 
-    const std::uint64_t per_chunk = std::max<std::uint64_t>(1, options.max_chunk_bytes / in_size);
+    const std::uint64_t per_chunk = std::max<std::uint64_t>(1, options.max_chunk_bytes / unit_bytes) * unit_elems;
     const auto output_index = static_cast<std::uint32_t>(plan.outputs.size());
     for (std::uint64_t first = 0; first < elements; first += per_chunk) {
       const std::uint64_t n = std::min(per_chunk, elements - first);
       Chunk c;
       c.output = output_index;
-      c.input = Extent{t.data.source, t.data.offset + first * in_size, n * in_size};
+      c.input = Extent{t.data.source, t.data.offset + first / unit_elems * unit_bytes, n / unit_elems * unit_bytes};
       c.out_offset = first * out_size_;
       c.out_bytes = n * out_size_;
       c.elements = n;

@@ -27,6 +27,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "kernels/convert/convert.hpp"
+#include "kernels/gguf/gguf_kernels.hpp"
 #include "mneme/error.hpp"
 #include "mneme/pipeline.hpp"
 #include "pipeline/buffers.hpp"
@@ -80,7 +81,15 @@ class Run {
   const RunOptions& opt_;
   unsigned threads_;
 
-  std::vector<kernels::ConvertFn> convert_;  // per output; nullptr = copy
+  // How each output decodes: a GGUF block type, a conversion, or a copy.
+  struct Decoder {
+    kernels::ConvertFn convert = nullptr;
+    bool gguf = false;
+    kernels::gguf::GgmlType gguf_type{};
+    std::uint32_t block_elements = 1;
+    OutType out = OutType::f32;
+  };
+  std::vector<Decoder> decoders_;
   std::vector<std::atomic<std::uint64_t>> remaining_;  // chunks left per output
 
   // Input buffer slots (io thread).
@@ -165,8 +174,11 @@ void Run::decode(const Job& job) {
     try {
       std::span<std::byte> out = sink_.acquire(c);
       if (out.size() != c.out_bytes) fail(ErrorKind::io, "sink gave an output span of the wrong size");
-      if (const auto fn = convert_[c.output]) {
-        fn(job.input, out.data(), c.elements);
+      const Decoder& d = decoders_[c.output];
+      if (d.gguf) {
+        kernels::gguf::dequantize(d.gguf_type, job.input, c.elements / d.block_elements, d.out, out.data());
+      } else if (d.convert) {
+        d.convert(job.input, out.data(), c.elements);
       } else if (c.out_bytes) {
         std::memcpy(out.data(), job.input, c.out_bytes);
       }
@@ -219,36 +231,46 @@ RunStats Run::execute() {
   stats_.threads = threads_;
 
   // Kernels per output.
-  convert_.resize(plan_.outputs.size(), nullptr);
+  decoders_.resize(plan_.outputs.size());
   for (std::size_t i = 0; i < plan_.outputs.size(); ++i) {
     const auto& o = plan_.outputs[i];
-    const DType from = catalog_.tensors.at(o.source_tensor).dtype;
+    const TensorInfo& t = catalog_.tensors.at(o.source_tensor);
     remaining_[i].store(o.chunk_count);
-    if (from == o.dtype) continue;
-    const auto to = o.dtype == DType::f32 ? OutType::f32 : o.dtype == DType::f16 ? OutType::f16 : OutType::bf16;
-    convert_[i] = kernels::convert_fn(from, to);
-    if (!convert_[i]) fail(ErrorKind::unsupported, "no kernel converts " + std::string(dtype_name(from)) + " to " +
-                                                       std::string(dtype_name(o.dtype)));
+    Decoder& d = decoders_[i];
+    d.out = o.dtype == DType::f32 ? OutType::f32 : o.dtype == DType::f16 ? OutType::f16 : OutType::bf16;
+    if (t.encoding == Encoding::gguf_blocks) {
+      d.gguf = true;
+      d.gguf_type = static_cast<kernels::gguf::GgmlType>(t.gguf_type);
+      d.block_elements = kernels::gguf::block_info(t.gguf_type)->elements;
+      continue;
+    }
+    if (t.dtype == o.dtype) continue;
+    d.convert = kernels::convert_fn(t.dtype, d.out);
+    if (!d.convert) {
+      fail(ErrorKind::unsupported,
+           "no kernel converts " + std::string(dtype_name(t.dtype)) + " to " + std::string(dtype_name(o.dtype)));
+    }
   }
 
   // Lanes, and the input buffer pool for sources that need reading.
   std::vector<Lane> lanes(catalog_.sources.size());
-  bool needs_buffers = false;
+  std::size_t buffered_chunks = 0;
   for (std::size_t i = 0; i < plan_.chunks.size(); ++i) {
     const auto src = plan_.chunks[i].input.source;
     lanes.at(src).chunks.push_back(i);
-    needs_buffers |= catalog_.sources[src]->contiguous() == nullptr;
+    buffered_chunks += catalog_.sources[src]->contiguous() == nullptr;
   }
   std::size_t slot_count = 0;
   slots_ = std::make_unique<SlotChannel>(io_, 0);
-  if (needs_buffers && plan_.max_chunk_in > 0) {
-    slot_bytes_ = (plan_.max_chunk_in + 4095) & ~std::size_t{4095};
+  if (buffered_chunks > 0 && plan_.max_chunk_in > 0) {
     if (opt_.budget_bytes < plan_.max_chunk_in) {
       fail(ErrorKind::limit, "budget of " + std::to_string(opt_.budget_bytes) + " bytes is smaller than one chunk (" +
                                  std::to_string(plan_.max_chunk_in) + " bytes)");
     }
-    slot_count = std::max<std::size_t>(1, opt_.budget_bytes / slot_bytes_);
-    if (slot_count == 1 && opt_.budget_bytes >= plan_.max_chunk_in) slot_bytes_ = plan_.max_chunk_in;
+    // Page-aligned slots where the budget allows; never more slots than chunks.
+    const std::size_t aligned = (plan_.max_chunk_in + 4095) & ~std::size_t{4095};
+    slot_bytes_ = aligned <= opt_.budget_bytes ? aligned : plan_.max_chunk_in;
+    slot_count = std::min<std::size_t>(opt_.budget_bytes / slot_bytes_, buffered_chunks);
     region_ = pipeline::HugeRegion(slot_count * slot_bytes_);
     stats_.buffer_capacity = slot_count * slot_bytes_;
     slots_ = std::make_unique<SlotChannel>(io_, slot_count);

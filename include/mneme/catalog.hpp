@@ -14,6 +14,9 @@
 namespace mneme {
 
 enum class Format : std::uint8_t { safetensors, gguf, npz, npy, pth };
+
+// A metadata value as text: strings as they are, numbers and booleans printed.
+using MetadataEntry = std::pair<std::string, std::string>;
 std::string_view format_name(Format f) noexcept;
 
 // A byte range inside one of the catalog's sources.
@@ -23,9 +26,11 @@ struct Extent {
   std::uint64_t length = 0;
 };
 
-// How the stored bytes of a tensor become values. `plain` means the bytes
-// are `dtype` elements, little-endian, row-major (subject to Layout below).
-enum class Encoding : std::uint8_t { plain };
+// How the stored bytes of a tensor become values. `plain`: the bytes are
+// `dtype` elements, little-endian, row-major (subject to Layout below).
+// `gguf_blocks`: ggml quantization blocks of type `TensorInfo::gguf_type`,
+// decoded to a float output type.
+enum class Encoding : std::uint8_t { plain, gguf_blocks };
 
 // How a tensor's element bytes sit inside its extent. The default is the fast
 // path: uncompressed, little-endian, C-contiguous. Anything else (NPY Fortran
@@ -53,6 +58,7 @@ struct TensorInfo {
   std::vector<std::uint64_t> shape;  // row-major, outermost first
   Extent data;                       // the stored bytes (for strided views, the span they touch)
   Encoding encoding = Encoding::plain;
+  std::uint32_t gguf_type = 0;  // ggml type id when encoding == gguf_blocks
   Layout layout;
 
   std::uint64_t element_count() const;  // checked product of shape
@@ -72,7 +78,15 @@ struct Catalog {
   std::vector<SourcePtr> sources;
   std::vector<TensorInfo> tensors;
   // String metadata (`__metadata__` in safetensors), in file order.
-  std::vector<std::pair<std::string, std::string>> metadata;
+  std::vector<MetadataEntry> metadata;
+  // Metadata arrays (GGUF tokenizer vocabularies...), summarised as
+  // "array<type>[n]" for inspection; not carried into converted outputs.
+  std::vector<MetadataEntry> array_metadata;
+  std::uint32_t format_version = 0;  // GGUF version; 0 where the format has none
+  // GGUF v2/v3 sources: the metadata section exactly as stored (typed values,
+  // arrays included), so a GGUF written from this model keeps all of it.
+  std::string gguf_kv;
+  std::uint64_t gguf_kv_count = 0;
 
   std::uint64_t total_data_bytes() const;
 };

@@ -165,13 +165,15 @@ class CallbackSink : public Sink {
   std::unique_ptr<Pool> pool_;
 };
 
-// Streams a safetensors file: header first, then every chunk written at its
-// place as it completes; never the whole model in memory. Writes to
-// `path + ".partial"` and renames on success.
-class SafetensorsFileSink : public Sink {
+// Streams a model file: header first (every size is known from the plan),
+// then every chunk written at its place as it completes; never the whole model
+// in memory. Writes to `path + ".partial"` and renames on success.
+enum class FileFormat : std::uint8_t { safetensors, gguf };
+
+class FileSink : public Sink {
  public:
-  explicit SafetensorsFileSink(std::string path);
-  ~SafetensorsFileSink() override;
+  FileSink(std::string path, FileFormat format);
+  ~FileSink() override;
   void begin(const Catalog& catalog, const Plan& plan) override;
   std::span<std::byte> acquire(const Chunk& chunk) override;
   void commit(const Chunk& chunk, std::span<std::byte> out) override;
@@ -181,6 +183,7 @@ class SafetensorsFileSink : public Sink {
  private:
   struct State;
   std::string path_;
+  FileFormat format_;
   std::unique_ptr<State> state_;
 };
 

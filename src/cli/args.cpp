@@ -39,6 +39,7 @@ Args parse_args(int argc, char** argv) {
     };
     if (arg == "-o" || arg == "--output") a.output = value();
     else if (arg == "--to") a.to = value();
+    else if (arg == "--dtype") a.dtype = value();
     else if (arg == "--io") a.io = value();
     else if (arg == "--threads") {
       const std::string v = value();

@@ -19,6 +19,7 @@ struct Args {
   std::vector<std::string> sources;
   std::optional<std::string> output;  // -o
   std::optional<std::string> to;      // --to
+  std::optional<std::string> dtype;   // --dtype (convert)
   std::optional<std::string> io;      // --io
   std::optional<unsigned> threads;    // --threads
   std::optional<std::uint64_t> budget;  // --budget

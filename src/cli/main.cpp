@@ -24,8 +24,11 @@ using namespace mneme;
 constexpr const char* kUsage = R"(usage:
   mneme inspect SRC... [--json]
   mneme remember SRC... [-o OUT] [--to bf16|f16|f32] [--threads N] [--budget SIZE] [--io MODE]
+  mneme convert SRC... --to safetensors|gguf -o OUT [--dtype bf16|f16|f32] [...]
   mneme load SRC... [--to bf16|f16|f32] [--threads N] [--budget SIZE] [--io MODE]
 
+remember and load convert float tensors to --to and decode quantized ones to it
+(default bf16); convert keeps float tensors as they are unless --dtype is given.
 SRC is a file, a directory or model.safetensors.index.json of a sharded model,
 file://PATH, tcp://HOST:PORT, or - for stdin. Several SRC are shards of one model.
 MODE is uring (default, falls back to pread), pread or mmap. SIZE accepts k/M/G.
@@ -58,40 +61,46 @@ OpenOptions open_options(const cli::Args& a) {
   return o;
 }
 
-std::optional<OutType> out_type(const cli::Args& a, std::optional<OutType> fallback) {
-  if (!a.to) return fallback;
-  const auto t = out_type_from_name(*a.to);
-  if (!t) throw cli::UsageError("--to must be bf16, f16 or f32");
+std::optional<OutType> out_type(const std::optional<std::string>& flag, const char* name,
+                                std::optional<OutType> fallback) {
+  if (!flag) return fallback;
+  const auto t = out_type_from_name(*flag);
+  if (!t) throw cli::UsageError(std::string(name) + " must be bf16, f16 or f32");
   return t;
 }
 
 int inspect(const cli::Args& a, boost::asio::io_context& io) {
   const Catalog cat = open_catalog(a.sources, io.get_executor(), open_options(a));
   std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> by_dtype;  // count, bytes
+  std::uint64_t elements = 0;
   for (const auto& t : cat.tensors) {
-    auto& e = by_dtype[std::string(dtype_name(t.dtype))];
+    auto& e = by_dtype[tensor_type_name(t)];
     ++e.first;
     e.second += t.data.length;
+    elements += t.element_count();
   }
   if (a.json) {
     json::object root;
     root["format"] = std::string(format_name(cat.format));
+    if (cat.format_version) root["version"] = cat.format_version;
     json::array sources;
     for (const auto& s : cat.sources) sources.emplace_back(s->name());
     root["sources"] = std::move(sources);
     root["tensor_count"] = cat.tensors.size();
     root["total_bytes"] = cat.total_data_bytes();
+    root["bf16_bytes"] = elements * 2;
     json::object dtypes;
     for (const auto& [name, e] : by_dtype) dtypes[name] = json::object{{"count", e.first}, {"bytes", e.second}};
     root["dtypes"] = std::move(dtypes);
     json::object meta;
     for (const auto& [k, v] : cat.metadata) meta[k] = v;
+    for (const auto& [k, v] : cat.array_metadata) meta[k] = v;
     root["metadata"] = std::move(meta);
     json::array tensors;
     for (const auto& t : cat.tensors) {
       json::array shape(t.shape.begin(), t.shape.end());
       tensors.push_back(json::object{{"name", t.name},
-                                     {"dtype", std::string(dtype_name(t.dtype))},
+                                     {"dtype", tensor_type_name(t)},
                                      {"shape", std::move(shape)},
                                      {"bytes", t.data.length},
                                      {"source", t.data.source},
@@ -101,17 +110,19 @@ int inspect(const cli::Args& a, boost::asio::io_context& io) {
     std::cout << json::serialize(root) << "\n";
     return 0;
   }
-  std::cout << "format   " << format_name(cat.format) << " (" << cat.sources.size() << " source"
-            << (cat.sources.size() == 1 ? "" : "s") << ")\n";
+  std::cout << "format   " << format_name(cat.format);
+  if (cat.format_version) std::cout << " v" << cat.format_version;
+  std::cout << " (" << cat.sources.size() << " source" << (cat.sources.size() == 1 ? "" : "s") << ")\n";
   std::cout << "tensors  " << cat.tensors.size() << ", " << human_bytes(static_cast<double>(cat.total_data_bytes()))
-            << "\n";
+            << " stored, " << human_bytes(static_cast<double>(elements) * 2) << " as BF16\n";
   for (const auto& [name, e] : by_dtype) {
     std::cout << "  " << name << ": " << e.first << " tensors, " << human_bytes(static_cast<double>(e.second)) << "\n";
   }
   for (const auto& [k, v] : cat.metadata) std::cout << "meta     " << printable(k) << " = " << printable(v, 120) << "\n";
+  for (const auto& [k, v] : cat.array_metadata) std::cout << "meta     " << printable(k) << " = " << v << "\n";
   std::printf("\n%-48s %-8s %-24s %12s\n", "NAME", "DTYPE", "SHAPE", "BYTES");
   for (const auto& t : cat.tensors) {
-    std::printf("%-48s %-8s %-24s %12llu\n", printable(t.name, 48).c_str(), std::string(dtype_name(t.dtype)).c_str(),
+    std::printf("%-48s %-8s %-24s %12llu\n", printable(t.name, 48).c_str(), tensor_type_name(t).c_str(),
                 shape_text(t.shape).c_str(), static_cast<unsigned long long>(t.data.length));
   }
   return 0;
@@ -176,23 +187,37 @@ std::string default_output(const std::string& src) {
   return stem + ".remembered.safetensors";
 }
 
-int transfer(const cli::Args& a, boost::asio::io_context& io, bool write_file) {
-  const auto to = out_type(a, write_file ? std::optional<OutType>(OutType::bf16) : std::nullopt);
+enum class Job { remember, convert, load };
+
+int transfer(const cli::Args& a, boost::asio::io_context& io, Job job) {
+  std::optional<OutType> to;
+  FileFormat format = FileFormat::safetensors;
+  if (job == Job::convert) {
+    if (!a.to || (*a.to != "gguf" && *a.to != "safetensors")) throw cli::UsageError("convert needs --to safetensors|gguf");
+    if (!a.output) throw cli::UsageError("convert needs -o OUT");
+    format = *a.to == "gguf" ? FileFormat::gguf : FileFormat::safetensors;
+    to = out_type(a.dtype, "--dtype", std::nullopt);
+  } else {
+    to = out_type(a.to, "--to", job == Job::remember ? std::optional<OutType>(OutType::bf16) : std::nullopt);
+  }
   const Catalog cat = open_catalog(a.sources, io.get_executor(), open_options(a));
   const Plan plan = make_plan(cat, plan_options(a, to));
   Progress progress(!a.quiet && ::isatty(STDERR_FILENO));
   const RunOptions opts = run_options(a, progress);
   RunStats stats;
-  if (write_file) {
-    const std::string out = a.output ? *a.output : default_output(a.sources.front());
-    SafetensorsFileSink sink(out);
-    stats = run_pipeline(io, cat, plan, sink, opts);
-    if (!a.quiet) std::fprintf(stderr, "wrote %s\n", printable(out).c_str());
-  } else {
+  if (job == Job::load) {
     DiscardSink sink;
     stats = run_pipeline(io, cat, plan, sink, opts);
+    print_stats(stats, "loaded");
+    return 0;
   }
-  if (!a.quiet || !write_file) print_stats(stats, write_file ? "remembered" : "loaded");
+  const std::string out = a.output ? *a.output : default_output(a.sources.front());
+  FileSink sink(out, format);
+  stats = run_pipeline(io, cat, plan, sink, opts);
+  if (!a.quiet) {
+    print_stats(stats, job == Job::remember ? "remembered" : "converted");
+    std::fprintf(stderr, "wrote %s\n", printable(out).c_str());
+  }
   return 0;
 }
 
@@ -208,8 +233,9 @@ int main(int argc, char** argv) {
     if (args.sources.empty()) throw cli::UsageError(args.command + " needs at least one source");
     boost::asio::io_context io(1);
     if (args.command == "inspect") return inspect(args, io);
-    if (args.command == "remember") return transfer(args, io, true);
-    if (args.command == "load") return transfer(args, io, false);
+    if (args.command == "remember") return transfer(args, io, Job::remember);
+    if (args.command == "convert") return transfer(args, io, Job::convert);
+    if (args.command == "load") return transfer(args, io, Job::load);
     throw cli::UsageError("unknown command " + args.command);
   } catch (const cli::UsageError& e) {
     std::cerr << "mneme: " << e.what() << "\n" << kUsage;

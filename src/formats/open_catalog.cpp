@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <set>
 #include <unordered_map>
 
@@ -46,8 +47,9 @@ Catalog parse_by_content(SourcePtr source, const Limits& limits) {
   std::array<std::byte, 8> head{};
   const auto size = source->size();
   if (!size || *size >= head.size()) source->read_at(0, head);
-  if (std::memcmp(head.data(), "GGUF", 4) == 0 || std::memcmp(head.data(), "FUGG", 4) == 0) {
-    fail(ErrorKind::unsupported, printable(source->name()) + ": GGUF is not supported yet");
+  if (std::memcmp(head.data(), "GGUF", 4) == 0) return parse_gguf(std::move(source), limits);
+  if (std::memcmp(head.data(), "FUGG", 4) == 0) {
+    fail(ErrorKind::unsupported, printable(source->name()) + ": big-endian GGUF is not supported");
   }
   if (std::memcmp(head.data(), "PK\x03\x04", 4) == 0 || std::memcmp(head.data(), "\x93NUMPY", 6) == 0) {
     fail(ErrorKind::unsupported, printable(source->name()) + ": NPZ/NPY/.pth are not supported yet");
@@ -76,6 +78,22 @@ fs::path shard_path(const fs::path& dir, std::string_view name, const std::strin
     fail(ErrorKind::security, index + ": shard name \"" + printable(name) + "\" is not a plain file name");
   }
   return dir / p;
+}
+
+// `name-00001-of-00003.gguf` stands for all three splits; anything else for itself.
+std::vector<std::string> gguf_splits(const std::string& spec) {
+  static const std::regex kSplit(R"((.*)-00001-of-(\d{5})\.gguf)");
+  std::smatch m;
+  if (!std::regex_match(spec, m, kSplit)) return {spec};
+  const int n = std::stoi(m[2].str());
+  if (n < 1) fail(ErrorKind::parse, printable(spec) + ": split count 0");
+  std::vector<std::string> files;
+  for (int i = 1; i <= n; ++i) {
+    char part[32];
+    std::snprintf(part, sizeof part, "-%05d-of-%05d.gguf", i, n);
+    files.push_back(m[1].str() + part);
+  }
+  return files;
 }
 
 }  // namespace
@@ -149,7 +167,9 @@ Catalog open_catalog(const std::vector<std::string>& specs, boost::asio::any_io_
       merge(cat, open_safetensors_index(spec, executor, open, limits), seen);
       continue;
     }
-    merge(cat, parse_by_content(open_source(spec, executor, open), limits), seen);
+    for (const auto& file : gguf_splits(spec)) {
+      merge(cat, parse_by_content(open_source(file, executor, open), limits), seen);
+    }
   }
   return cat;
 }

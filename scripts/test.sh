@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what is needed, builds and runs every test.
+#   scripts/test.sh              release build (RelWithDebInfo) + ctest
+#   scripts/test.sh --sanitize   the same under -fsanitize=address,undefined
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=release
+cmake_flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+if [ "${1:-}" = "--sanitize" ]; then
+  mode=sanitize
+  cmake_flags+=(-DMNEME_SANITIZE=ON -DMNEME_BUILD_BENCH=OFF)
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+elif [ -n "${1:-}" ]; then
+  echo "usage: scripts/test.sh [--sanitize]" >&2
+  exit 2
+fi
+
+bash scripts/setup-deps.sh
+build="build/$mode"
+cmake -S . -B "$build" -G Ninja "${cmake_flags[@]}" >/dev/null
+cmake --build "$build"
+ctest --test-dir "$build" --output-on-failure -j 2

@@ -1,0 +1,247 @@
+// GGUF front matter (v1-v3, little-endian): metadata, tensor infos, data
+// offsets. Reads forward only, so any source works, and validates everything
+// the llama.cpp GGUF CVEs exploited (hostile-inputs.md §1.1): counts, string
+// and array lengths against the bytes left, dimension count, element-count and
+// byte-size overflow, alignment, tensor offsets and extents, type ids.
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <unordered_set>
+
+#include "kernels/gguf/gguf_kernels.hpp"
+#include "mneme/checked.hpp"
+#include "mneme/formats.hpp"
+#include "src/formats/forward_reader.hpp"
+
+namespace mneme {
+namespace {
+
+namespace gg = kernels::gguf;
+
+enum ValueType : std::uint32_t {
+  kU8 = 0, kI8, kU16, kI16, kU32, kI32, kF32, kBool, kString, kArray, kU64, kI64, kF64,
+};
+
+constexpr std::uint64_t kMaxKeyBytes = 1 << 16;
+constexpr std::uint64_t kMaxStringBytes = 64ull << 20;
+constexpr std::uint32_t kMaxDims = 4;  // GGML_MAX_DIMS
+
+const char* value_type_name(std::uint32_t t) {
+  static const char* kNames[] = {"u8", "i8", "u16", "i16", "u32", "i32", "f32",
+                                 "bool", "string", "array", "u64", "i64", "f64"};
+  return t <= kF64 ? kNames[t] : "?";
+}
+
+std::size_t scalar_size(std::uint32_t t) {
+  switch (t) {
+    case kU8: case kI8: case kBool: return 1;
+    case kU16: case kI16: return 2;
+    case kU32: case kI32: case kF32: return 4;
+    case kU64: case kI64: case kF64: return 8;
+    default: return 0;
+  }
+}
+
+class GgufParser {
+ public:
+  GgufParser(SourcePtr source, const Limits& limits)
+      : source_(std::move(source)), limits_(limits), in_(*source_, "gguf " + printable(source_->name())) {}
+
+  Catalog parse();
+
+ private:
+  [[noreturn]] void bad(const std::string& why) { fail(ErrorKind::parse, "gguf " + printable(source_->name()) + ": " + why); }
+
+  std::uint64_t count() { return version_ == 1 ? in_.get<std::uint32_t>() : in_.get<std::uint64_t>(); }
+  std::string str(std::uint64_t cap) { return in_.string(count(), cap); }
+
+  std::string scalar_text(std::uint32_t type);
+  std::string value_text(std::uint32_t type, const std::string& key, int depth);
+
+  SourcePtr source_;
+  const Limits& limits_;
+  ForwardReader in_;
+  std::uint32_t version_ = 0;
+  std::uint64_t metadata_bytes_ = 0;
+  std::optional<std::uint32_t> alignment_;
+};
+
+std::string GgufParser::scalar_text(std::uint32_t type) {
+  char buf[64];
+  switch (type) {
+    case kU8: return std::to_string(in_.get<std::uint8_t>());
+    case kI8: return std::to_string(in_.get<std::int8_t>());
+    case kU16: return std::to_string(in_.get<std::uint16_t>());
+    case kI16: return std::to_string(in_.get<std::int16_t>());
+    case kU32: return std::to_string(in_.get<std::uint32_t>());
+    case kI32: return std::to_string(in_.get<std::int32_t>());
+    case kU64: return std::to_string(in_.get<std::uint64_t>());
+    case kI64: return std::to_string(in_.get<std::int64_t>());
+    case kF32: std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(in_.get<float>())); return buf;
+    case kF64: std::snprintf(buf, sizeof buf, "%.17g", in_.get<double>()); return buf;
+    case kBool: {
+      const auto b = in_.get<std::uint8_t>();
+      if (b > 1) bad("bool value " + std::to_string(b));
+      return b ? "true" : "false";
+    }
+    default: bad("unknown metadata value type " + std::to_string(type));
+  }
+}
+
+std::string GgufParser::value_text(std::uint32_t type, const std::string& key, int depth) {
+  if (type == kString) {
+    std::string s = str(kMaxStringBytes);
+    metadata_bytes_ += s.size();
+    return s;
+  }
+  if (type != kArray) return scalar_text(type);
+  if (depth > 2) bad("metadata \"" + printable(key) + "\": arrays nested too deep");
+  const auto elem = in_.get<std::uint32_t>();
+  const std::uint64_t n = count();
+  if (elem > kF64) bad("metadata \"" + printable(key) + "\": unknown array element type " + std::to_string(elem));
+  // Every element takes at least one byte (strings at least their length
+  // prefix): a count the file cannot hold is rejected before the loop.
+  const std::uint64_t min_elem = elem == kString ? (version_ == 1 ? 4 : 8) : elem == kArray ? 12 : scalar_size(elem);
+  in_.need(checked_mul(n, min_elem, "gguf array size"));
+  if (elem != kString && elem != kArray) {
+    in_.skip(n * min_elem);
+  } else {
+    for (std::uint64_t i = 0; i < n; ++i) {
+      if (elem == kString) {
+        const std::uint64_t len = count();
+        in_.skip(len);
+        metadata_bytes_ = checked_add(metadata_bytes_, len, "gguf metadata size");
+      } else {
+        value_text(kArray, key, depth + 1);
+      }
+      if (metadata_bytes_ > limits_.max_header_bytes) {
+        fail(ErrorKind::limit, "gguf " + printable(source_->name()) + ": metadata exceeds the header cap");
+      }
+    }
+  }
+  return std::string("array<") + value_type_name(elem) + ">[" + std::to_string(n) + "]";
+}
+
+Catalog GgufParser::parse() {
+  char magic[4];
+  in_.read(magic, 4);
+  if (std::memcmp(magic, "GGUF", 4) != 0) bad("not a GGUF file (bad magic)");
+  version_ = in_.get<std::uint32_t>();
+  if (version_ == 0 || version_ > 3) {
+    if ((version_ & 0xFFFF) == 0 && (version_ >> 24) >= 1 && (version_ >> 24) <= 3) {
+      fail(ErrorKind::unsupported, "gguf " + printable(source_->name()) + ": big-endian GGUF is not supported");
+    }
+    fail(ErrorKind::unsupported, "gguf " + printable(source_->name()) + ": unknown version " + std::to_string(version_));
+  }
+  const std::uint64_t n_tensors = count();
+  const std::uint64_t n_kv = count();
+  if (n_tensors > limits_.max_tensors) fail(ErrorKind::limit, "gguf: tensor count " + std::to_string(n_tensors) + " exceeds the limit");
+  // Each KV takes at least 8 + 4 + 1 bytes, each tensor info at least 8 + 4 + 8 + 4 + 8.
+  in_.need(checked_add(checked_mul(n_kv, 13, "gguf kv count"), checked_mul(n_tensors, 32, "gguf tensor count"),
+                       "gguf header size"));
+
+  Catalog cat;
+  cat.format = Format::gguf;
+  cat.format_version = version_;
+  cat.sources.push_back(source_);
+  std::unordered_set<std::string> keys;
+  if (version_ >= 2) {
+    in_.record(&cat.gguf_kv);
+    cat.gguf_kv_count = n_kv;
+  }
+  for (std::uint64_t i = 0; i < n_kv; ++i) {
+    std::string key = str(kMaxKeyBytes);
+    if (!keys.insert(key).second) bad("duplicate metadata key \"" + printable(key) + "\"");
+    const auto type = in_.get<std::uint32_t>();
+    if (key == "general.alignment") {
+      if (type != kU32) bad("general.alignment has type " + std::string(value_type_name(type)) + ", not u32");
+      const auto a = in_.get<std::uint32_t>();
+      if (a == 0 || (a & (a - 1)) != 0) bad("general.alignment " + std::to_string(a) + " is not a power of two");
+      alignment_ = a;
+      cat.metadata.emplace_back(std::move(key), std::to_string(a));
+      continue;
+    }
+    std::string value = value_text(type, key, 0);
+    metadata_bytes_ = checked_add(metadata_bytes_, key.size(), "gguf metadata size");
+    if (metadata_bytes_ > limits_.max_header_bytes) fail(ErrorKind::limit, "gguf: metadata exceeds the header cap");
+    (type == kArray ? cat.array_metadata : cat.metadata).emplace_back(std::move(key), std::move(value));
+  }
+
+  in_.record(nullptr);
+  std::unordered_set<std::string> names;
+  cat.tensors.reserve(static_cast<std::size_t>(n_tensors));
+  std::vector<std::uint64_t> rel_offsets;
+  for (std::uint64_t i = 0; i < n_tensors; ++i) {
+    TensorInfo t;
+    t.name = str(kMaxKeyBytes);
+    if (!names.insert(t.name).second) bad("duplicate tensor name \"" + printable(t.name) + "\"");
+    const auto n_dims = in_.get<std::uint32_t>();
+    if (n_dims == 0 || n_dims > kMaxDims) bad("tensor \"" + printable(t.name) + "\" has " + std::to_string(n_dims) + " dimensions");
+    std::vector<std::uint64_t> ne(n_dims);
+    for (auto& d : ne) d = version_ == 1 ? in_.get<std::uint32_t>() : in_.get<std::uint64_t>();
+    const auto type = in_.get<std::uint32_t>();
+    const auto rel = in_.get<std::uint64_t>();
+    const auto info = gg::block_info(type);
+    if (!info) bad("tensor \"" + printable(t.name) + "\" has unknown type id " + std::to_string(type));
+
+    // ggml order (ne[0] fastest) reversed into a row-major shape.
+    t.shape.assign(ne.rbegin(), ne.rend());
+    const std::string what = "gguf tensor \"" + printable(t.name) + "\"";
+    std::uint64_t elements = 1;
+    for (auto d : ne) elements = checked_mul(elements, d, what + " element count");
+    if (ne[0] % info->elements != 0) {
+      bad("tensor \"" + printable(t.name) + "\": row of " + std::to_string(ne[0]) + " elements is not a whole number of " +
+          std::to_string(info->elements) + "-element blocks");
+    }
+    t.data.length = checked_mul(elements / info->elements, info->bytes, what + " byte size");
+    t.gguf_type = type;
+    switch (static_cast<gg::GgmlType>(type)) {
+      case gg::GgmlType::F32: t.dtype = DType::f32; break;
+      case gg::GgmlType::F16: t.dtype = DType::f16; break;
+      case gg::GgmlType::BF16: t.dtype = DType::bf16; break;
+      case gg::GgmlType::F64: t.dtype = DType::f64; break;
+      case gg::GgmlType::I8: t.dtype = DType::i8; break;
+      case gg::GgmlType::I16: t.dtype = DType::i16; break;
+      case gg::GgmlType::I32: t.dtype = DType::i32; break;
+      case gg::GgmlType::I64: t.dtype = DType::i64; break;
+      default:
+        t.encoding = Encoding::gguf_blocks;
+        t.dtype = DType::u8;
+    }
+    rel_offsets.push_back(rel);
+    cat.tensors.push_back(std::move(t));
+  }
+
+  const std::uint64_t align = alignment_.value_or(32);
+  const std::uint64_t data_start = checked_align_up(in_.position(), align, "gguf data offset");
+  const auto size = source_->size();
+  for (std::size_t i = 0; i < cat.tensors.size(); ++i) {
+    auto& t = cat.tensors[i];
+    if (rel_offsets[i] % align != 0) bad("tensor \"" + printable(t.name) + "\" offset is not aligned to " + std::to_string(align));
+    t.data.offset = checked_add(data_start, rel_offsets[i], "gguf tensor offset");
+    const std::uint64_t end = checked_add(t.data.offset, t.data.length, "gguf tensor end");
+    if (size && end > *size) bad("tensor \"" + printable(t.name) + "\" runs past the end of the file");
+  }
+  // No two tensors may share bytes.
+  std::vector<std::size_t> order(cat.tensors.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](auto a, auto b) { return cat.tensors[a].data.offset < cat.tensors[b].data.offset; });
+  for (std::size_t k = 1; k < order.size(); ++k) {
+    const auto& prev = cat.tensors[order[k - 1]];
+    if (prev.data.offset + prev.data.length > cat.tensors[order[k]].data.offset) {
+      bad("tensors \"" + printable(prev.name) + "\" and \"" + printable(cat.tensors[order[k]].name) + "\" overlap");
+    }
+  }
+  return cat;
+}
+
+}  // namespace
+
+Catalog parse_gguf(SourcePtr source, const Limits& limits) { return GgufParser(std::move(source), limits).parse(); }
+
+std::string tensor_type_name(const TensorInfo& t) {
+  if (t.encoding == Encoding::gguf_blocks) return std::string(gg::type_name(t.gguf_type));
+  return std::string(dtype_name(t.dtype));
+}
+
+}  // namespace mneme

@@ -1,0 +1,110 @@
+// FP8 (E4M3FN, E5M2) dequantization, Highway kernel.
+//
+// Both formats widen through IEEE binary16, which F16C converts in hardware:
+// E5M2 is the top byte of an F16; E4M3FN's exponent/mantissa bits shifted
+// into an F16 (S.0EEEE.MMM0000000) are its value times 2^-8 for normals and
+// subnormals alike, so one exact multiply by 256 restores it. The only E4M3FN
+// code that lands on 480 is NaN (finite values stop at 448).
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/quant/fp8.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+
+#include "hwy/highway.h"
+#include "kernels/quant/element.hpp"
+#include "kernels/quant/plan.hpp"
+#include "kernels/quant/simd-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace mneme::kernels::quant::HWY_NAMESPACE {
+namespace {
+
+// Decodes n consecutive FP8 bytes sharing one scale.
+template <OutType kOut, bool kE5M2>
+void Fp8Run(const std::uint8_t* HWY_RESTRICT in, std::size_t n, float scale, void* out) {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToUnsigned<decltype(df)> du;
+  const hn::Rebind<std::uint16_t, decltype(df)> d16;
+  const hn::Rebind<std::uint8_t, decltype(df)> d8;
+  const std::size_t N = hn::Lanes(df);
+  const auto vscale = hn::Set(df, scale);
+  std::size_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto b = hn::PromoteTo(d16, hn::LoadU(d8, in + i));
+    hn::Vec<decltype(df)> w;
+    if constexpr (kE5M2) {
+      w = WidenF16(df, hn::ShiftLeft<8>(b));
+    } else {
+      const auto h = hn::Or(hn::ShiftLeft<7>(hn::And(b, hn::Set(d16, 0x7F))),
+                            hn::ShiftLeft<8>(hn::And(b, hn::Set(d16, 0x80))));
+      w = hn::Mul(WidenF16(df, h), hn::Set(df, 256.0f));
+      const auto is_nan = hn::Eq(hn::Abs(w), hn::Set(df, 480.0f));
+      const auto qnan = hn::Or(hn::And(w, hn::Set(df, -0.0f)),
+                               hn::BitCast(df, hn::Set(du, 0x7FC00000u)));
+      w = hn::IfThenElse(is_nan, qnan, w);
+    }
+    StoreOut<kOut>(df, hn::Mul(w, vscale), out, i);
+  }
+  for (; i < n; ++i) {
+    const float w = kE5M2 ? detail::f32_from_e5m2(in[i]) : detail::f32_from_e4m3(in[i]);
+    detail::store_out(kOut, out, i, w * scale);
+  }
+}
+
+template <OutType kOut, bool kE5M2>
+void Fp8Rows(const Fp8Tensor& t, const detail::Fp8Plan& p, std::size_t r0, std::size_t r1,
+             const std::uint8_t* in, void* out) {
+  auto* o = static_cast<std::uint8_t*>(out);
+  const std::size_t osize = out_size(kOut);
+  if (t.scaling == Fp8Scaling::per_tensor) {
+    Fp8Run<kOut, kE5M2>(in, (r1 - r0) * t.cols, detail::fp8_scale(t, p, 0, 0), o);
+    return;
+  }
+  for (std::size_t r = r0; r < r1; ++r) {
+    const std::uint8_t* row = in + (r - r0) * t.cols;
+    std::uint8_t* orow = o + (r - r0) * t.cols * osize;
+    if (t.scaling == Fp8Scaling::per_channel) {
+      Fp8Run<kOut, kE5M2>(row, t.cols, detail::fp8_scale(t, p, r, 0), orow);
+      continue;
+    }
+    for (std::size_t c0 = 0, cb = 0; c0 < t.cols; c0 += t.block_cols, ++cb) {
+      const std::size_t n = t.cols - c0 < t.block_cols ? t.cols - c0 : t.block_cols;
+      Fp8Run<kOut, kE5M2>(row + c0, n, detail::fp8_scale(t, p, r, cb), orow + c0 * osize);
+    }
+  }
+}
+
+}  // namespace
+
+void DequantFp8(const Fp8Tensor& t, const detail::Fp8Plan& p, std::size_t r0, std::size_t r1,
+                const std::uint8_t* in, OutType out_type, void* out) {
+  WithOutType(out_type, [&]<OutType kOut>() {
+    if (t.format == Fp8Format::e5m2) {
+      Fp8Rows<kOut, true>(t, p, r0, r1, in, out);
+    } else {
+      Fp8Rows<kOut, false>(t, p, r0, r1, in, out);
+    }
+  });
+}
+
+std::int64_t DispatchedTarget() { return HWY_TARGET; }
+
+}  // namespace mneme::kernels::quant::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace mneme::kernels::quant {
+
+HWY_EXPORT(DequantFp8);
+HWY_EXPORT(DispatchedTarget);
+
+void dequant_fp8(const Fp8Tensor& t, std::size_t r0, std::size_t r1, const std::uint8_t* in,
+                 OutType out_type, void* out) {
+  const detail::Fp8Plan p = detail::plan_fp8(t, r0, r1, in, out);
+  if (r0 == r1 || t.cols == 0) return;
+  HWY_DYNAMIC_DISPATCH(DequantFp8)(t, p, r0, r1, in, out_type, out);
+}
+
+std::int64_t detail::dispatched_target() { return HWY_DYNAMIC_DISPATCH(DispatchedTarget)(); }
+
+}  // namespace mneme::kernels::quant
+#endif  // HWY_ONCE

@@ -1,0 +1,99 @@
+// Byte sources: where tensor bytes come from (design guide, "The data path" 1).
+//
+// One abstraction with two faces. Random-access sources (files, mmap, memory,
+// HTTP ranges) serve any offset in any order, with any number of reads in
+// flight. Sequential sources (pipes, sockets, std::istream) serve offsets in
+// ascending order only: a forward gap is read and discarded, and a read behind
+// the cursor fails with Error{unsupported}, except inside the retained prefix
+// (the first kRetainedPrefix bytes, kept so that format detection and header
+// parsing may read them twice). Concurrent async reads of a sequential source
+// are served one at a time, in the order they were issued.
+//
+// Every read fills the whole buffer or throws: Error{io} for a short source
+// (end of file or stream inside the range, a range past size()) and local I/O
+// failures, Error{network} for transport failures, Error{unsupported} for a
+// read a sequential source cannot serve. Messages name the source.
+//
+// As with any Asio operation, the destination buffer (and the Source) must
+// stay alive until an async read completes; async reads keep their Source
+// alive themselves when it is owned by a SourcePtr.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+namespace mneme {
+
+class Source {
+ public:
+  virtual ~Source() = default;
+
+  // What the user named: a path, URL or "-".
+  virtual const std::string& name() const = 0;
+
+  // Total size in bytes, when the source knows it (sequential ones may not;
+  // they learn it when they reach the end of the stream).
+  virtual std::optional<std::uint64_t> size() const = 0;
+
+  virtual bool sequential() const { return false; }
+
+  // Whole content addressable in memory (mmap, memory buffer): the pipeline
+  // decodes straight from it with no copy. nullptr when not. Non-null for an
+  // empty in-memory source too.
+  virtual const std::byte* contiguous() const { return nullptr; }
+
+  // The implementation serving the reads, for logs and stats: "uring",
+  // "pread", "mmap", "memory", "istream", "pipe", "tcp", ...
+  virtual std::string_view kind() const { return "custom"; }
+
+  // Blocking read of exactly dst.size() bytes at offset. Used by parsers for
+  // header bytes and by the pread fallback.
+  virtual void read_at(std::uint64_t offset, std::span<std::byte> dst) = 0;
+
+  // Asynchronous read of exactly dst.size() bytes at offset. The coroutine
+  // resumes on the awaiting coroutine's executor. The default runs read_at
+  // inline (right for memory and mmap, which never block on a device).
+  virtual boost::asio::awaitable<void> async_read_at(std::uint64_t offset,
+                                                     std::span<std::byte> dst);
+};
+
+using SourcePtr = std::shared_ptr<Source>;
+
+// Bytes at the start of a sequential source that stay readable twice.
+inline constexpr std::size_t kRetainedPrefix = 64 * 1024;
+
+// How to open files.
+enum class FileIo : std::uint8_t {
+  automatic,  // io_uring where the kernel allows it, else pread
+  uring,      // io_uring via Asio random_access_file (Error{unsupported} if unavailable)
+  pread,      // blocking pread; async reads run on a small shared thread pool
+  mmap,       // memory-mapped, zero copy. A file truncated while mapped raises
+              // SIGBUS on access (hostile-inputs.md item 62): opt-in only.
+};
+
+struct OpenOptions {
+  FileIo file_io = FileIo::automatic;
+};
+
+// Picks a source for a spec:
+//   "-"                stdin (a regular file on stdin is read as a file)
+//   "tcp://host:port"  a TCP connection (IPv6 literals as [::1]), sequential
+//   "file://path"      a file (percent-escapes decoded), like a plain path
+//   anything else      a path: a regular file or block device per
+//                      options.file_io; a pipe or FIFO (e.g. /dev/fd/63 from
+//                      `<(cmd)`) becomes a sequential source.
+// Other schemes (http://, s3://, ...) throw Error{unsupported}; a missing or
+// unreadable file throws Error{io} naming the path; a failed connection
+// throws Error{network}. The executor runs io_uring and socket completions.
+SourcePtr open_source(const std::string& spec, boost::asio::any_io_executor executor,
+                      const OpenOptions& options = {});
+
+}  // namespace mneme

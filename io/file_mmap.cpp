@@ -1,0 +1,73 @@
+// Memory-mapped file: zero-copy views for the pipeline (contiguous()).
+//
+// Opt-in (--io mmap) because a file truncated or shrunk by another process
+// while mapped makes the next access to the lost pages raise SIGBUS, which no
+// exception can report (hostile-inputs.md item 62); the copy-based sources
+// turn the same event into Error{io}.
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+
+#include "io/file_kinds.hpp"
+#include "io/sources.hpp"
+#include "mneme/error.hpp"
+
+namespace mneme {
+namespace detail {
+namespace {
+
+constexpr std::byte kEmpty{0};
+
+class MmapSource final : public Source {
+ public:
+  MmapSource(std::string name, OpenedFile file) : name_(std::move(name)), size_(file.size) {
+    // mmap of 0 bytes is EINVAL; an empty file needs no mapping at all.
+    if (size_ == 0) return;
+    if (size_ > SIZE_MAX) fail(ErrorKind::io, printable(name_) + ": too large to map");
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, file.fd.get(), 0);
+    if (p == MAP_FAILED) fail_errno(name_, "mmap failed", errno);
+    base_ = static_cast<const std::byte*>(p);
+    // Loads read front to back: ask for aggressive readahead, early reclaim.
+    ::madvise(p, size_, MADV_SEQUENTIAL);
+    // The mapping keeps the file referenced; the descriptor closes with `file`.
+  }
+  ~MmapSource() override {
+    if (base_ != nullptr) ::munmap(const_cast<std::byte*>(base_), size_);
+  }
+  MmapSource(const MmapSource&) = delete;
+  MmapSource& operator=(const MmapSource&) = delete;
+
+  const std::string& name() const override { return name_; }
+  std::optional<std::uint64_t> size() const override { return size_; }
+  const std::byte* contiguous() const override { return base_ != nullptr ? base_ : &kEmpty; }
+  std::string_view kind() const override { return "mmap"; }
+
+  void read_at(std::uint64_t offset, std::span<std::byte> dst) override {
+    check_range(name_, size_, offset, dst.size());
+    if (!dst.empty()) std::memcpy(dst.data(), base_ + offset, dst.size());
+  }
+
+ private:
+  std::string name_;
+  std::uint64_t size_;
+  const std::byte* base_ = nullptr;
+};
+
+}  // namespace
+
+SourcePtr make_mmap_source(std::string name, OpenedFile file) {
+  return std::make_shared<MmapSource>(std::move(name), std::move(file));
+}
+
+}  // namespace detail
+
+SourcePtr make_mmap_source(const std::string& path) {
+  auto file = detail::open_file(path, path);
+  if (!file.random_access)
+    fail(ErrorKind::io, printable(path) + ": not a regular file; cannot map it");
+  return detail::make_mmap_source(path, std::move(file));
+}
+
+}  // namespace mneme

@@ -40,6 +40,10 @@ Plan make_plan(const Catalog& catalog, const PlanOptions& options) {
       unit_elems = info->elements;
       unit_bytes = info->bytes;
       out.dtype = to_dtype(options.to.value_or(OutType::bf16));  // quantized: always decoded
+    } else if (t.encoding == Encoding::fp8_scaled) {
+      if (t.shape.size() != 2 || t.shape[1] == 0) fail(ErrorKind::parse, "tensor \"" + printable(t.name) + "\": scaled FP8 must be 2-D");
+      unit_elems = unit_bytes = t.shape[1];  // whole rows
+      out.dtype = to_dtype(options.to.value_or(OutType::bf16));
     } else {
       out.dtype = (options.to && convertible_float(t.dtype)) ? to_dtype(*options.to) : t.dtype;
     }

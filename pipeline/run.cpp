@@ -28,6 +28,7 @@
 
 #include "kernels/convert/convert.hpp"
 #include "kernels/gguf/gguf_kernels.hpp"
+#include "kernels/quant/fp8.hpp"
 #include "mneme/error.hpp"
 #include "mneme/pipeline.hpp"
 #include "pipeline/buffers.hpp"
@@ -54,6 +55,18 @@ struct Lane {
   std::size_t next = 0;
 };
 
+// How each output decodes: a GGUF block type, a conversion, or a copy.
+struct Decoder {
+  kernels::ConvertFn convert = nullptr;
+  bool gguf = false;
+  std::optional<kernels::quant::Fp8Tensor> fp8;
+  std::vector<std::byte> companion;  // the scale tensor, read whole
+  std::uint64_t data_offset = 0;
+  kernels::gguf::GgmlType gguf_type{};
+  std::uint32_t block_elements = 1;
+  OutType out = OutType::f32;
+};
+
 class Run {
  public:
   Run(asio::io_context& io, const Catalog& catalog, const Plan& plan, Sink& sink, const RunOptions& opt)
@@ -66,6 +79,7 @@ class Run {
  private:
   asio::awaitable<void> read_lane(Lane& lane);
   void decode(const Job& job);
+  void load_fp8(const TensorInfo& t, Decoder& d);
   void job_finished(const Job& job, std::uint64_t bytes_out);  // io thread
   void reader_finished(std::exception_ptr e);                   // io thread
   void maybe_finish();                                          // io thread
@@ -81,14 +95,6 @@ class Run {
   const RunOptions& opt_;
   unsigned threads_;
 
-  // How each output decodes: a GGUF block type, a conversion, or a copy.
-  struct Decoder {
-    kernels::ConvertFn convert = nullptr;
-    bool gguf = false;
-    kernels::gguf::GgmlType gguf_type{};
-    std::uint32_t block_elements = 1;
-    OutType out = OutType::f32;
-  };
   std::vector<Decoder> decoders_;
   std::vector<std::atomic<std::uint64_t>> remaining_;  // chunks left per output
 
@@ -177,6 +183,10 @@ void Run::decode(const Job& job) {
       const Decoder& d = decoders_[c.output];
       if (d.gguf) {
         kernels::gguf::dequantize(d.gguf_type, job.input, c.elements / d.block_elements, d.out, out.data());
+      } else if (d.fp8) {
+        const std::size_t r0 = (c.input.offset - d.data_offset) / d.fp8->cols;
+        kernels::quant::dequant_fp8(*d.fp8, r0, r0 + c.elements / d.fp8->cols,
+                                    reinterpret_cast<const std::uint8_t*>(job.input), d.out, out.data());
       } else if (d.convert) {
         d.convert(job.input, out.data(), c.elements);
       } else if (c.out_bytes) {
@@ -194,6 +204,31 @@ void Run::decode(const Job& job) {
     if (--decoding_ == 0) decode_idle_since_ = end;
   }
   asio::post(io_, [this, job, produced] { job_finished(job, produced); });
+}
+
+// Companions are small (a scale grid is 1/16384 of its weight): read them
+// whole before the weights stream.
+void Run::load_fp8(const TensorInfo& t, Decoder& d) {
+  namespace q = kernels::quant;
+  const Companion& scale = t.quant.companions.at(0);
+  Source& src = *catalog_.sources.at(scale.data.source);
+  if (src.sequential()) fail(ErrorKind::unsupported, "scaled FP8 needs a random-access source");
+  d.companion.resize(scale.data.length);
+  src.read_at(scale.data.offset, d.companion);
+  q::Fp8Tensor f;
+  f.format = t.dtype == DType::f8_e5m2 ? q::Fp8Format::e5m2 : q::Fp8Format::e4m3fn;
+  f.rows = t.shape.at(0);
+  f.cols = t.shape.at(1);
+  f.scaling = t.quant.fp8_scaling == QuantInfo::Fp8Scaling::block         ? q::Fp8Scaling::block
+              : t.quant.fp8_scaling == QuantInfo::Fp8Scaling::per_channel ? q::Fp8Scaling::per_channel
+                                                                          : q::Fp8Scaling::per_tensor;
+  f.scale_dtype = scale.dtype;
+  f.scales = {reinterpret_cast<const std::uint8_t*>(d.companion.data()), d.companion.size()};
+  f.block_rows = t.quant.block_rows;
+  f.block_cols = t.quant.block_cols;
+  q::validate(f);
+  d.fp8 = f;
+  d.data_offset = t.data.offset;
 }
 
 void Run::job_finished(const Job& job, std::uint64_t bytes_out) {
@@ -242,6 +277,10 @@ RunStats Run::execute() {
       d.gguf = true;
       d.gguf_type = static_cast<kernels::gguf::GgmlType>(t.gguf_type);
       d.block_elements = kernels::gguf::block_info(t.gguf_type)->elements;
+      continue;
+    }
+    if (t.encoding == Encoding::fp8_scaled) {
+      load_fp8(t, d);
       continue;
     }
     if (t.dtype == o.dtype) continue;

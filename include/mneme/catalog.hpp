@@ -29,8 +29,28 @@ struct Extent {
 // How the stored bytes of a tensor become values. `plain`: the bytes are
 // `dtype` elements, little-endian, row-major (subject to Layout below).
 // `gguf_blocks`: ggml quantization blocks of type `TensorInfo::gguf_type`,
-// decoded to a float output type.
-enum class Encoding : std::uint8_t { plain, gguf_blocks };
+// decoded to a float output type. `fp8_scaled`: F8_E4M3/F8_E5M2 elements
+// times the scale companion (TensorInfo::quant), decoded to a float type.
+enum class Encoding : std::uint8_t { plain, gguf_blocks, fp8_scaled };
+
+// A small tensor a quantized weight needs to decode (scales, zeros, ...),
+// possibly in another shard. Read whole, into memory, before the weights.
+struct Companion {
+  std::string role;  // "scale", ...
+  std::string name;
+  DType dtype = DType::f32;
+  std::vector<std::uint64_t> shape;
+  Extent data;
+};
+
+// Parameters of a scheme detected over several tensors.
+struct QuantInfo {
+  enum class Fp8Scaling : std::uint8_t { per_tensor, per_channel, block };
+  Fp8Scaling fp8_scaling = Fp8Scaling::per_tensor;
+  std::uint32_t block_rows = 128;
+  std::uint32_t block_cols = 128;
+  std::vector<Companion> companions;
+};
 
 // How a tensor's element bytes sit inside its extent. The default is the fast
 // path: uncompressed, little-endian, C-contiguous. Anything else (NPY Fortran
@@ -59,6 +79,7 @@ struct TensorInfo {
   Extent data;                       // the stored bytes (for strided views, the span they touch)
   Encoding encoding = Encoding::plain;
   std::uint32_t gguf_type = 0;  // ggml type id when encoding == gguf_blocks
+  QuantInfo quant;              // when encoding is a scaled/quantized scheme
   Layout layout;
 
   std::uint64_t element_count() const;  // checked product of shape

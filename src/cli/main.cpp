@@ -15,6 +15,7 @@
 #include "mneme/formats.hpp"
 #include "mneme/pipeline.hpp"
 #include "src/cli/args.hpp"
+#include "src/schemes/detect.hpp"
 
 namespace {
 
@@ -101,6 +102,7 @@ int inspect(const cli::Args& a, boost::asio::io_context& io) {
       json::array shape(t.shape.begin(), t.shape.end());
       tensors.push_back(json::object{{"name", t.name},
                                      {"dtype", tensor_type_name(t)},
+                                     {"scheme", scheme_description(t)},
                                      {"shape", std::move(shape)},
                                      {"bytes", t.data.length},
                                      {"source", t.data.source},
@@ -122,8 +124,9 @@ int inspect(const cli::Args& a, boost::asio::io_context& io) {
   for (const auto& [k, v] : cat.array_metadata) std::cout << "meta     " << printable(k) << " = " << v << "\n";
   std::printf("\n%-48s %-8s %-24s %12s\n", "NAME", "DTYPE", "SHAPE", "BYTES");
   for (const auto& t : cat.tensors) {
-    std::printf("%-48s %-8s %-24s %12llu\n", printable(t.name, 48).c_str(), tensor_type_name(t).c_str(),
-                shape_text(t.shape).c_str(), static_cast<unsigned long long>(t.data.length));
+    std::printf("%-48s %-8s %-24s %12llu  %s\n", printable(t.name, 48).c_str(), tensor_type_name(t).c_str(),
+                shape_text(t.shape).c_str(), static_cast<unsigned long long>(t.data.length),
+                scheme_description(t).c_str());
   }
   return 0;
 }

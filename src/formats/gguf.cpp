@@ -240,6 +240,7 @@ Catalog GgufParser::parse() {
 Catalog parse_gguf(SourcePtr source, const Limits& limits) { return GgufParser(std::move(source), limits).parse(); }
 
 std::string tensor_type_name(const TensorInfo& t) {
+  if (t.encoding == Encoding::fp8_scaled) return std::string(dtype_name(t.dtype)) + "+scale";
   if (t.encoding == Encoding::gguf_blocks) return std::string(gg::type_name(t.gguf_type));
   return std::string(dtype_name(t.dtype));
 }

@@ -13,6 +13,7 @@
 #include "mneme/error.hpp"
 #include "mneme/formats.hpp"
 #include "src/formats/strict_json.hpp"
+#include "src/schemes/detect.hpp"
 
 namespace mneme {
 namespace {
@@ -98,6 +99,9 @@ std::vector<std::string> gguf_splits(const std::string& spec) {
 
 }  // namespace
 
+Catalog open_sources(const std::vector<std::string>& specs, boost::asio::any_io_executor executor,
+                     const OpenOptions& open, const Limits& limits);
+
 Catalog open_safetensors_index(const std::string& index_path, boost::asio::any_io_executor executor,
                                const OpenOptions& open, const Limits& limits) {
   const std::string where = printable(index_path);
@@ -140,6 +144,23 @@ Catalog open_safetensors_index(const std::string& index_path, boost::asio::any_i
 }
 
 Catalog open_catalog(const std::vector<std::string>& specs, boost::asio::any_io_executor executor,
+                     const OpenOptions& open, const Limits& limits) {
+  Catalog cat = open_sources(specs, executor, open, limits);
+  // The model's config.json, beside the (first) weights, completes what the
+  // tensors say about their quantization.
+  std::error_code ec;
+  const std::string& first = specs.front();
+  fs::path dir = first != "-" && fs::is_directory(first, ec) ? fs::path(first) : fs::path(first).parent_path();
+  if (dir.empty()) dir = ".";
+  std::optional<boost::json::value> config;
+  if (first != "-" && first.find("://") == std::string::npos && fs::is_regular_file(dir / "config.json", ec)) {
+    config = parse_strict_json(read_small_file(dir / "config.json", kMaxIndexBytes), printable((dir / "config.json").string()));
+  }
+  detect_schemes(cat, config ? &*config : nullptr);
+  return cat;
+}
+
+Catalog open_sources(const std::vector<std::string>& specs, boost::asio::any_io_executor executor,
                      const OpenOptions& open, const Limits& limits) {
   if (specs.empty()) fail(ErrorKind::parse, "no source given");
   Catalog cat;

@@ -24,13 +24,37 @@ Plan make_plan(const Catalog& catalog, const PlanOptions& options) {
 
   for (std::size_t i = 0; i < catalog.tensors.size(); ++i) {
     const TensorInfo& t = catalog.tensors[i];
-    if (!t.layout.trivial()) {
-      fail(ErrorKind::unsupported, "tensor \"" + printable(t.name) + "\": this storage layout is not streamed yet");
-    }
     OutputTensor out;
     out.source_tensor = i;
     out.name = t.name;
     out.shape = t.shape;
+    if (!t.layout.trivial()) {
+      if (t.encoding != Encoding::plain) fail(ErrorKind::unsupported, "tensor \"" + printable(t.name) + "\": quantized data in a non-trivial layout");
+      const std::uint64_t held = std::max(t.byte_size(), t.data.length);
+      if (held > options.max_materialize_bytes) {
+        fail(ErrorKind::limit, "tensor \"" + printable(t.name) + "\" needs " + std::to_string(held) +
+                                   " bytes in memory to normalise its layout, above the cap of " +
+                                   std::to_string(options.max_materialize_bytes));
+      }
+      out.materialize = true;
+      out.dtype = (options.to && convertible_float(t.dtype)) ? to_dtype(*options.to) : t.dtype;
+      const std::uint64_t elements = t.element_count();
+      out.bytes = checked_mul(elements, dtype_size(out.dtype), "output size");
+      if (elements > 0) {
+        Chunk c;
+        c.output = static_cast<std::uint32_t>(plan.outputs.size());
+        c.input = t.data;
+        c.out_bytes = out.bytes;
+        c.elements = elements;
+        plan.max_chunk_out = std::max(plan.max_chunk_out, c.out_bytes);
+        per_source.at(t.data.source).push_back(c);
+        out.chunk_count = 1;
+      }
+      plan.total_in = checked_add(plan.total_in, t.data.length, "model size");
+      plan.total_out = checked_add(plan.total_out, out.bytes, "output size");
+      plan.outputs.push_back(std::move(out));
+      continue;
+    }
     const std::uint64_t elements = t.element_count();
     // The unit a chunk is cut in: one element, or one quantization block.
     std::uint64_t unit_elems = 1, unit_bytes = dtype_size(t.dtype);

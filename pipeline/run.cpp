@@ -32,6 +32,7 @@
 #include "mneme/error.hpp"
 #include "mneme/pipeline.hpp"
 #include "pipeline/buffers.hpp"
+#include "src/formats/npz.hpp"
 
 namespace mneme {
 namespace {
@@ -78,7 +79,7 @@ class Run {
 
  private:
   asio::awaitable<void> read_lane(Lane& lane);
-  void decode(const Job& job);
+  void decode(Job job);
   void load_fp8(const TensorInfo& t, Decoder& d);
   void job_finished(const Job& job, std::uint64_t bytes_out);  // io thread
   void reader_finished(std::exception_ptr e);                   // io thread
@@ -141,7 +142,9 @@ asio::awaitable<void> Run::read_lane(Lane& lane) {
     const Chunk& c = plan_.chunks[index];
     Source& src = *catalog_.sources.at(c.input.source);
     Job job{index, nullptr, -1};
-    if (const std::byte* base = src.contiguous()) {
+    if (plan_.outputs[c.output].materialize) {
+      // Read whole by the decoder (read_tensor_bytes); no buffer slot.
+    } else if (const std::byte* base = src.contiguous()) {
       job.input = base + c.input.offset;  // parser checked the extent against size()
     } else {
       auto [ec, slot] = co_await slots_->async_receive(asio::as_tuple(asio::use_awaitable));
@@ -168,7 +171,7 @@ asio::awaitable<void> Run::read_lane(Lane& lane) {
   }
 }
 
-void Run::decode(const Job& job) {
+void Run::decode(Job job) {
   const Chunk& c = plan_.chunks[job.chunk];
   std::uint64_t produced = 0;
   if (!stopped()) {
@@ -181,6 +184,11 @@ void Run::decode(const Job& job) {
       std::span<std::byte> out = sink_.acquire(c);
       if (out.size() != c.out_bytes) fail(ErrorKind::io, "sink gave an output span of the wrong size");
       const Decoder& d = decoders_[c.output];
+      std::vector<std::byte> whole;
+      if (plan_.outputs[c.output].materialize) {
+        whole = read_tensor_bytes(catalog_, plan_.outputs[c.output].source_tensor);
+        job.input = whole.data();
+      }
       if (d.gguf) {
         kernels::gguf::dequantize(d.gguf_type, job.input, c.elements / d.block_elements, d.out, out.data());
       } else if (d.fp8) {

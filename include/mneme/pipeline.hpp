@@ -29,6 +29,10 @@ struct OutputTensor {
   std::vector<std::uint64_t> shape;
   std::uint64_t bytes = 0;
   std::uint64_t chunk_count = 0;
+  // Stored in a layout the streaming path does not normalise yet (deflated,
+  // big-endian or strided): decoded as one chunk from the whole tensor held in
+  // memory (at most PlanOptions::max_materialize_bytes).
+  bool materialize = false;
 };
 
 // One unit of work: an input byte range that decodes on its own into one
@@ -47,6 +51,8 @@ struct PlanOptions {
   std::optional<OutType> to;
   // Upper bound of one chunk's input bytes (rounded down to whole elements).
   std::uint64_t max_chunk_bytes = 4ull << 20;
+  // Cap for a tensor that must be held whole (see OutputTensor::materialize).
+  std::uint64_t max_materialize_bytes = 1ull << 30;
 };
 
 struct Plan {

@@ -12,7 +12,11 @@
 
 #include "mneme/error.hpp"
 #include "mneme/formats.hpp"
+#include "src/formats/npy.hpp"
+#include "src/formats/npz.hpp"
+#include "src/formats/pth.hpp"
 #include "src/formats/strict_json.hpp"
+#include "src/formats/zip.hpp"
 #include "src/schemes/detect.hpp"
 
 namespace mneme {
@@ -52,9 +56,16 @@ Catalog parse_by_content(SourcePtr source, const Limits& limits) {
   if (std::memcmp(head.data(), "FUGG", 4) == 0) {
     fail(ErrorKind::unsupported, printable(source->name()) + ": big-endian GGUF is not supported");
   }
-  if (std::memcmp(head.data(), "PK\x03\x04", 4) == 0 || std::memcmp(head.data(), "\x93NUMPY", 6) == 0) {
-    fail(ErrorKind::unsupported, printable(source->name()) + ": NPZ/NPY/.pth are not supported yet");
+  if (looks_like_zip(head)) {
+    // A PyTorch archive holds <prefix>/data.pkl; any other zip is read as NPZ.
+    const zip::Archive archive = zip::read_archive(*source);
+    for (const auto& e : archive.entries) {
+      if (e.name == "data.pkl" || e.name.ends_with("/data.pkl")) return parse_pth(std::move(source), limits);
+    }
+    return parse_npz(std::move(source), limits);
   }
+  if (looks_like_npy(head)) return parse_npy(std::move(source), limits);
+  if (head[0] == std::byte{0x80} && head[1] <= std::byte{5}) return parse_pth(std::move(source), limits);  // legacy pickle
   return parse_safetensors(std::move(source), limits);
 }
 

@@ -1,0 +1,190 @@
+// The zip central-directory reader and the streaming inflate stage.
+#include <catch2/catch.hpp>
+
+#include <numeric>
+#include <random>
+
+#include "memory_source_for_tests.hpp"
+#include "mneme/error.hpp"
+#include "src/formats/inflate.hpp"
+#include "src/formats/zip.hpp"
+
+using namespace mneme;
+using namespace mneme::test;
+
+namespace {
+
+Bytes pattern(std::size_t n, unsigned seed = 1) {
+  Bytes b(n);
+  std::mt19937 rng(seed);
+  for (auto& x : b) x = static_cast<std::byte>(rng() % 7);  // compressible, not trivial
+  return b;
+}
+
+ErrorKind kind_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.kind();
+  }
+  FAIL("no mneme::Error thrown");
+  return ErrorKind::cancelled;
+}
+
+}  // namespace
+
+TEST_CASE("looks_like_zip checks only the first four bytes") {
+  CHECK(looks_like_zip(to_bytes("PK\x03\x04rest")));
+  CHECK(looks_like_zip(to_bytes(std::string_view("PK\x05\x06", 4))));
+  CHECK_FALSE(looks_like_zip(to_bytes("PK\x03")));
+  CHECK_FALSE(looks_like_zip(to_bytes("xxPK\x03\x04")));
+}
+
+TEST_CASE("read_archive reads stored and deflated members") {
+  const Bytes a = pattern(1000, 1), b = pattern(70000, 2);
+  ZipMember ma{"a.bin", a};
+  ZipMember mb{"dir/b.bin", deflate_raw(b)};
+  mb.method = 8;
+  mb.usize = b.size();
+  auto z = build_zip({ma, mb});
+  auto src = memory_source("t.zip", z.bytes);
+  const auto ar = zip::read_archive(*src);
+  REQUIRE(ar.entries.size() == 2);
+  CHECK(ar.entries[0].name == "a.bin");
+  CHECK(ar.entries[1].method == zip::Method::deflated);
+  CHECK(ar.directory_offset == z.cd_offset);
+  REQUIRE(ar.find("dir/b.bin") != nullptr);
+  CHECK(ar.find("nope") == nullptr);
+  CHECK(zip::data_offset(*src, *ar.find("a.bin")) == z.local[0] + 30 + 5);
+  CHECK(zip::read_member(*src, *ar.find("a.bin"), 1 << 20) == a);
+  CHECK(zip::read_member(*src, *ar.find("dir/b.bin"), 1 << 20) == b);
+  const auto start = zip::data_offset(*src, *ar.find("dir/b.bin"));
+  const auto prefix = zip::read_member_prefix(*src, *ar.find("dir/b.bin"), start, 100);
+  CHECK(prefix == Bytes(b.begin(), b.begin() + 100));
+  CHECK_THROWS_MATCHES(
+      zip::read_member(*src, *ar.find("dir/b.bin"), 1000), Error,
+      Catch::Predicate<Error>([](const Error& e) { return e.kind() == ErrorKind::limit; }));
+}
+
+TEST_CASE("PyTorch layout: data descriptors, zero local sizes, aligned records, ZIP64 end") {
+  std::vector<ZipMember> ms;
+  for (int i = 0; i < 5; ++i) {
+    ms.push_back({"archive/data/" + std::to_string(i), pattern(100 + 37 * i, i)});
+    ms.back().torch_style = true;
+    ms.back().align = 64;
+    ms.back().zip64 = i % 2 == 1;
+  }
+  ZipOptions opt;
+  opt.zip64_end = true;
+  auto z = build_zip(ms, opt);
+  auto src = memory_source("t.pth", z.bytes);
+  const auto ar = zip::read_archive(*src);
+  REQUIRE(ar.entries.size() == 5);
+  for (int i = 0; i < 5; ++i) {
+    const auto& e = ar.entries[i];
+    CHECK(e.uncompressed_size == ms[i].data.size());
+    CHECK(e.local_header_offset == z.local[i]);
+    const auto off = zip::data_offset(*src, e);
+    CHECK(off % 64 == 0);
+    CHECK(zip::read_member(*src, e, 1 << 20) == ms[i].data);
+  }
+}
+
+TEST_CASE("a fake end record inside the comment is skipped") {
+  ZipOptions opt;
+  // A signature with a comment length that does not reach the end.
+  opt.comment = std::string("xxPK\x05\x06", 6) + std::string(16, '\0') + "tail";
+  auto z = build_zip({{"m", pattern(10)}}, opt);
+  auto src = memory_source("c.zip", z.bytes);
+  const auto ar = zip::read_archive(*src);
+  REQUIRE(ar.entries.size() == 1);
+  CHECK(ar.entries[0].name == "m");
+}
+
+TEST_CASE("empty archive") {
+  auto z = build_zip({});
+  auto src = memory_source("e.zip", z.bytes);
+  CHECK(zip::read_archive(*src).entries.empty());
+}
+
+TEST_CASE("sequential sources: small archives parse, large ones are refused") {
+  auto small = build_zip({{"m", pattern(100)}});
+  auto s1 = memory_source("s.zip", small.bytes, /*sequential=*/true);
+  CHECK(zip::read_archive(*s1).entries.size() == 1);
+  auto large = build_zip({{"m", pattern(100000)}});
+  auto s2 = memory_source("l.zip", large.bytes, true);
+  CHECK(kind_of([&] { zip::read_archive(*s2); }) == ErrorKind::unsupported);
+}
+
+TEST_CASE("the archive reader reads only the end records and the directory") {
+  auto z = build_zip({{"a", pattern(200000)}, {"b", pattern(200000, 3)}});
+  auto src = memory_source("t.zip", z.bytes);
+  zip::read_archive(*src);
+  // The tail scan (end record + the largest comment), a locator probe and
+  // the directory; never the member data before the tail.
+  CHECK(src->bytes_read() <= 22 + 65535 + 20 + 4 + z.cd_size);
+  for (const auto& [off, len] : src->reads()) CHECK(off + len > z.bytes.size() - 65557 - 20);
+}
+
+TEST_CASE("Inflater: one byte in, one byte out, exact size") {
+  const Bytes plain = pattern(5000, 9);
+  const Bytes comp = deflate_raw(plain);
+  Inflater inf(comp.size(), plain.size());
+  Bytes out(plain.size());
+  std::size_t in_pos = 0, out_pos = 0;
+  int guard = 0;
+  while (!inf.finished() && ++guard < 1000000) {
+    const std::size_t n_in = std::min<std::size_t>(1, comp.size() - in_pos);
+    const std::size_t n_out = std::min<std::size_t>(1, out.size() - out_pos);
+    auto p = inf.feed(std::span<const std::byte>(comp.data() + in_pos, n_in),
+                      std::span<std::byte>(out.data() + out_pos, n_out));
+    in_pos += p.consumed;
+    out_pos += p.produced;
+  }
+  CHECK(inf.finished());
+  CHECK(out == plain);
+  CHECK(inf.total_in() == comp.size());
+  CHECK(inf.total_out() == plain.size());
+}
+
+TEST_CASE("Inflater refuses lies about sizes") {
+  const Bytes plain = pattern(4000, 4);
+  const Bytes comp = deflate_raw(plain);
+  Bytes out(8000);
+  SECTION("declared smaller than the stream") {
+    Inflater inf(comp.size(), plain.size() - 1);
+    CHECK(kind_of([&] { inf.feed(comp, out); }) == ErrorKind::parse);
+  }
+  SECTION("declared larger than the stream") {
+    Inflater inf(comp.size(), plain.size() + 1);
+    CHECK(kind_of([&] { inf.feed(comp, out); }) == ErrorKind::parse);
+  }
+  SECTION("truncated stream") {
+    Inflater inf(comp.size() - 3, plain.size());
+    CHECK(kind_of([&] { inf.feed(comp, out); }) == ErrorKind::parse);
+  }
+  SECTION("trailing bytes after the stream end") {
+    Bytes padded = comp;
+    padded.push_back(std::byte{0});
+    Inflater inf(padded.size(), plain.size());
+    CHECK(kind_of([&] { inf.feed(padded, out); }) == ErrorKind::parse);
+  }
+  SECTION("corrupt stream") {
+    Bytes junk(100, std::byte{0xFF});
+    Inflater inf(junk.size(), 1000);
+    CHECK(kind_of([&] { inf.feed(junk, out); }) == ErrorKind::parse);
+  }
+  SECTION("declared ratio above the limit") {
+    CHECK(kind_of([&] { Inflater inf(10, 10 * Inflater::kDefaultMaxRatio + 1); }) ==
+          ErrorKind::limit);
+  }
+  SECTION("a legitimate all-zero stream passes the ratio limit") {
+    const Bytes zeros(1 << 20);
+    const Bytes cz = deflate_raw(zeros, 9);
+    Inflater inf(cz.size(), zeros.size());
+    Bytes big(zeros.size());
+    auto p = inf.feed(cz, big);
+    CHECK(inf.finished());
+    CHECK(p.produced == zeros.size());
+  }
+}

@@ -9,7 +9,7 @@ packages=(
   liburing-dev libtbb-dev libhwy-dev
   catch2 libbenchmark-dev
   zlib1g-dev libssl-dev
-  python3 python3-numpy time
+  python3 python3-numpy python3-torch time   # NumPy and PyTorch are test oracles
 )
 
 missing=()

@@ -31,7 +31,7 @@ void check_against_reference_reader(const Catalog& cat, MemorySink& sink) {
   for (std::size_t i = 0; i < cat.tensors.size(); ++i) {
     const auto want = read_tensor_bytes(cat, i);
     REQUIRE(sink.tensors()[i].bytes == want.size());
-    CHECK(std::memcmp(sink.tensors()[i].data.get(), want.data(), want.size()) == 0);
+    CHECK((want.size() == 0 || std::memcmp(sink.tensors()[i].data.get(), want.data(), want.size()) == 0));
   }
 }
 

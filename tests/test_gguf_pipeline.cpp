@@ -64,10 +64,10 @@ TEST_CASE("every GGUF golden decodes bit-exactly through the pipeline", "[gguf][
       auto f32 = decode(file, OutType::f32, 2);
       REQUIRE(f32.tensors().size() == 1);
       REQUIRE(f32.tensors()[0].bytes == f32_len);
-      CHECK(std::memcmp(f32.tensors()[0].data.get(), f.data() + 28 + raw_len + bf16_len, f32_len) == 0);
+      CHECK((f32_len == 0 || std::memcmp(f32.tensors()[0].data.get(), f.data() + 28 + raw_len + bf16_len, f32_len) == 0));
       auto bf16 = decode(file, OutType::bf16, 1);
       REQUIRE(bf16.tensors()[0].bytes == bf16_len);
-      CHECK(std::memcmp(bf16.tensors()[0].data.get(), f.data() + 28 + raw_len, bf16_len) == 0);
+      CHECK((bf16_len == 0 || std::memcmp(bf16.tensors()[0].data.get(), f.data() + 28 + raw_len, bf16_len) == 0));
     }
     ++cases;
   }
@@ -95,7 +95,7 @@ TEST_CASE("GGUF written by convert reads back identically, here and in an indepe
     std::vector<std::byte> want(cat.tensors[i].data.length);
     cat.sources[cat.tensors[i].data.source]->read_at(cat.tensors[i].data.offset, want);
     REQUIRE(back.tensors[i].data.length == want.size());
-    CHECK(std::memcmp(gguf.data() + back.tensors[i].data.offset, want.data(), want.size()) == 0);
+    CHECK((want.size() == 0 || std::memcmp(gguf.data() + back.tensors[i].data.offset, want.data(), want.size()) == 0));
   }
   CHECK(std::find(back.metadata.begin(), back.metadata.end(), MetadataEntry{"format", "pt"}) != back.metadata.end());
 

@@ -2,8 +2,9 @@
 // reading the same files the way `cat > /dev/null` does, in one run.
 //
 //   scripts/gen_safetensors_model.py /tmp/mneme-bench-2g --size 2G --shards 4
-//   MNEME_BENCH_MODEL=/tmp/mneme-bench-2g build/release/bench/bench_load \
+//   MNEME_BENCH_MODEL=/tmp/mneme-bench-2g build/release/bench/bench_load
 //     --benchmark_repetitions=7 --benchmark_enable_random_interleaving=true
+//   (one command line)
 //
 // The files must be in the page cache (run once to warm it); bytes/s counts
 // the bytes read from the source.

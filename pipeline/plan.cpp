@@ -29,10 +29,13 @@ Plan make_plan(const Catalog& catalog, const PlanOptions& options) {
     out.name = t.name;
     out.shape = t.shape;
     if (!t.layout.trivial()) {
-      if (t.encoding != Encoding::plain) fail(ErrorKind::unsupported, "tensor \"" + printable(t.name) + "\": quantized data in a non-trivial layout");
+      if (t.encoding != Encoding::plain)
+        fail(ErrorKind::unsupported,
+             "tensor \"" + printable(t.name) + "\": quantized data in a non-trivial layout");
       const std::uint64_t held = std::max(t.byte_size(), t.data.length);
       if (held > options.max_materialize_bytes) {
-        fail(ErrorKind::limit, "tensor \"" + printable(t.name) + "\" needs " + std::to_string(held) +
+        fail(ErrorKind::limit, "tensor \"" + printable(t.name) + "\" needs " +
+                                   std::to_string(held) +
                                    " bytes in memory to normalise its layout, above the cap of " +
                                    std::to_string(options.max_materialize_bytes));
       }
@@ -56,35 +59,78 @@ Plan make_plan(const Catalog& catalog, const PlanOptions& options) {
       continue;
     }
     const std::uint64_t elements = t.element_count();
-    // The unit a chunk is cut in: one element, or one quantization block.
+    // The unit a chunk is cut in: one element, one quantization block, or the
+    // rows that share packed words; every chunk decodes on its own.
     std::uint64_t unit_elems = 1, unit_bytes = dtype_size(t.dtype);
-    if (t.encoding == Encoding::gguf_blocks) {
-      const auto info = kernels::gguf::block_info(t.gguf_type);
-      if (!info) fail(ErrorKind::parse, "tensor \"" + printable(t.name) + "\": unknown GGUF type");
-      unit_elems = info->elements;
-      unit_bytes = info->bytes;
-      out.dtype = to_dtype(options.to.value_or(OutType::bf16));  // quantized: always decoded
-    } else if (t.encoding == Encoding::fp8_scaled) {
-      if (t.shape.size() != 2 || t.shape[1] == 0) fail(ErrorKind::parse, "tensor \"" + printable(t.name) + "\": scaled FP8 must be 2-D");
-      unit_elems = unit_bytes = t.shape[1];  // whole rows
+    const auto bad = [&](const char* why) {
+      fail(ErrorKind::parse, "tensor \"" + printable(t.name) + "\": " + why);
+    };
+    const bool matrix = t.shape.size() == 2 && t.shape[0] > 0 && t.shape[1] > 0;
+    switch (t.encoding) {
+      case Encoding::plain:
+        break;
+      case Encoding::gguf_blocks: {
+        const auto info = kernels::gguf::block_info(t.gguf_type);
+        if (!info) bad("unknown GGUF type");
+        unit_elems = info->elements;
+        unit_bytes = info->bytes;
+        break;
+      }
+      case Encoding::fp8_scaled:
+      case Encoding::bnb_int8:
+        if (!matrix) bad("must be 2-D");
+        unit_elems = unit_bytes = t.shape[1];  // whole rows
+        break;
+      case Encoding::gptq:  // packed words hold 32 / bits consecutive input rows of one column
+        if (!matrix || (t.quant.bits != 4 && t.quant.bits != 8))
+          bad("not a 4/8-bit [out, in] matrix");
+        unit_elems = checked_mul(t.shape[0], 32 / t.quant.bits, "unit");
+        unit_bytes = checked_mul(t.shape[0], 4, "unit");
+        out.assembled = true;
+        break;
+      case Encoding::awq:  // one input row: out / 8 words
+        if (!matrix || t.shape[0] % 8 != 0) bad("not a 4-bit [out, in] matrix");
+        unit_elems = t.shape[0];
+        unit_bytes = t.shape[0] / 2;
+        out.assembled = true;
+        break;
+      case Encoding::bnb4:  // whole blocks; two codes per byte, the last block may be short
+        if (t.quant.block_size == 0 || t.quant.block_size % 2 != 0)
+          bad("odd bitsandbytes block size");
+        unit_elems = t.quant.block_size;
+        unit_bytes = t.quant.block_size / 2;
+        break;
+    }
+    // Quantized tensors are always decoded; plain floats converted on request.
+    if (t.encoding != Encoding::plain) {
       out.dtype = to_dtype(options.to.value_or(OutType::bf16));
     } else {
       out.dtype = (options.to && convertible_float(t.dtype)) ? to_dtype(*options.to) : t.dtype;
     }
     const std::uint64_t out_size_ = dtype_size(out.dtype);
     out.bytes = checked_mul(elements, out_size_, "output size");
-    if (elements % unit_elems != 0 ||
-        checked_mul(elements / unit_elems, unit_bytes, "input size") != t.data.length) {
-      fail(ErrorKind::parse, "tensor \"" + printable(t.name) + "\": extent does not match shape x type");
+    const bool packed_pairs = t.encoding == Encoding::bnb4;
+    const auto input_bytes = [&](std::uint64_t n) {
+      return packed_pairs ? n / 2 + n % 2 : checked_mul(n / unit_elems, unit_bytes, "input size");
+    };
+    if ((!packed_pairs && elements % unit_elems != 0) || input_bytes(elements) != t.data.length) {
+      bad("extent does not match shape x type");
     }
+    if (out.assembled && out.bytes > options.max_materialize_bytes) {
+      fail(ErrorKind::limit, "tensor \"" + printable(t.name) + "\" is assembled whole in memory (" +
+                                 std::to_string(out.bytes) + " bytes), above the cap of " +
+                                 std::to_string(options.max_materialize_bytes));
+    }
+    if (out.assembled) plan.max_chunk_out = std::max(plan.max_chunk_out, out.bytes);
 
-    const std::uint64_t per_chunk = std::max<std::uint64_t>(1, options.max_chunk_bytes / unit_bytes) * unit_elems;
+    const std::uint64_t per_chunk =
+        std::max<std::uint64_t>(1, options.max_chunk_bytes / unit_bytes) * unit_elems;
     const auto output_index = static_cast<std::uint32_t>(plan.outputs.size());
     for (std::uint64_t first = 0; first < elements; first += per_chunk) {
       const std::uint64_t n = std::min(per_chunk, elements - first);
       Chunk c;
       c.output = output_index;
-      c.input = Extent{t.data.source, t.data.offset + first / unit_elems * unit_bytes, n / unit_elems * unit_bytes};
+      c.input = Extent{t.data.source, t.data.offset + input_bytes(first), input_bytes(n)};
       c.out_offset = first * out_size_;
       c.out_bytes = n * out_size_;
       c.elements = n;
@@ -102,8 +148,9 @@ Plan make_plan(const Catalog& catalog, const PlanOptions& options) {
   // it); sources interleaved so that reads are in flight on every shard.
   std::size_t total = 0;
   for (auto& chunks : per_source) {
-    std::stable_sort(chunks.begin(), chunks.end(),
-                     [](const Chunk& a, const Chunk& b) { return a.input.offset < b.input.offset; });
+    std::stable_sort(chunks.begin(), chunks.end(), [](const Chunk& a, const Chunk& b) {
+      return a.input.offset < b.input.offset;
+    });
     total += chunks.size();
   }
   plan.chunks.reserve(total);

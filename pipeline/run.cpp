@@ -28,7 +28,10 @@
 
 #include "kernels/convert/convert.hpp"
 #include "kernels/gguf/gguf_kernels.hpp"
+#include "kernels/quant/awq.hpp"
+#include "kernels/quant/bnb.hpp"
 #include "kernels/quant/fp8.hpp"
+#include "kernels/quant/gptq.hpp"
 #include "mneme/error.hpp"
 #include "mneme/pipeline.hpp"
 #include "pipeline/buffers.hpp"
@@ -41,7 +44,9 @@ namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 using SlotChannel = asio::experimental::channel<void(boost::system::error_code, int)>;
 
-double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+double seconds(Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
 
 struct Job {
   std::size_t chunk = 0;
@@ -56,22 +61,38 @@ struct Lane {
   std::size_t next = 0;
 };
 
-// How each output decodes: a GGUF block type, a conversion, or a copy.
+// How each output decodes: a block or scheme kernel, a conversion, or a copy.
+// Quantized safetensors schemes read their companions (scales, zeros...)
+// when their first chunk arrives and drop them when their last is done.
 struct Decoder {
+  Encoding encoding = Encoding::plain;
   kernels::ConvertFn convert = nullptr;
-  bool gguf = false;
-  std::optional<kernels::quant::Fp8Tensor> fp8;
-  std::vector<std::byte> companion;  // the scale tensor, read whole
-  std::uint64_t data_offset = 0;
   kernels::gguf::GgmlType gguf_type{};
   std::uint32_t block_elements = 1;
   OutType out = OutType::f32;
+  std::uint64_t data_offset = 0;  // of the stored tensor: where a chunk's rows start
+
+  std::mutex mutex;  // guards the lazy state below until `ready`
+  std::atomic<bool> ready{false};
+  std::vector<std::vector<std::byte>> companions;
+  std::optional<kernels::quant::Fp8Tensor> fp8;
+  std::optional<kernels::quant::GptqTensor> gptq;
+  std::optional<kernels::quant::AwqTensor> awq;
+  std::optional<kernels::quant::Bnb4Tensor> bnb4;
+  std::optional<kernels::quant::BnbInt8Tensor> int8;
+  Chunk whole;                     // assembled outputs: the whole tensor as one chunk
+  std::span<std::byte> whole_out;  // ... and the sink memory it decodes into
 };
 
 class Run {
  public:
-  Run(asio::io_context& io, const Catalog& catalog, const Plan& plan, Sink& sink, const RunOptions& opt)
-      : io_(io), catalog_(catalog), plan_(plan), sink_(sink), opt_(opt),
+  Run(asio::io_context& io, const Catalog& catalog, const Plan& plan, Sink& sink,
+      const RunOptions& opt)
+      : io_(io),
+        catalog_(catalog),
+        plan_(plan),
+        sink_(sink),
+        opt_(opt),
         threads_(opt.threads ? opt.threads : std::max(1u, std::thread::hardware_concurrency())),
         remaining_(plan.outputs.size()) {}
 
@@ -80,13 +101,15 @@ class Run {
  private:
   asio::awaitable<void> read_lane(Lane& lane);
   void decode(Job job);
-  void load_fp8(const TensorInfo& t, Decoder& d);
+  void prepare(const Chunk& c, Decoder& d);
+  void load_scheme(const TensorInfo& t, Decoder& d);
   void job_finished(const Job& job, std::uint64_t bytes_out);  // io thread
-  void reader_finished(std::exception_ptr e);                   // io thread
-  void maybe_finish();                                          // io thread
+  void reader_finished(std::exception_ptr e);                  // io thread
+  void maybe_finish();                                         // io thread
   void record_error(std::exception_ptr e);
   bool stopped() const {
-    return stop_.load(std::memory_order_relaxed) || (opt_.cancel && opt_.cancel->load(std::memory_order_relaxed));
+    return stop_.load(std::memory_order_relaxed) ||
+           (opt_.cancel && opt_.cancel->load(std::memory_order_relaxed));
   }
 
   asio::io_context& io_;
@@ -96,7 +119,7 @@ class Run {
   const RunOptions& opt_;
   unsigned threads_;
 
-  std::vector<Decoder> decoders_;
+  std::unique_ptr<Decoder[]> decoders_;
   std::vector<std::atomic<std::uint64_t>> remaining_;  // chunks left per output
 
   // Input buffer slots (io thread).
@@ -157,7 +180,8 @@ asio::awaitable<void> Run::read_lane(Lane& lane) {
       try {
         co_await src.async_read_at(c.input.offset, {buf, c.input.length});
       } catch (...) {
-        if (--reads_in_flight_ == 0) stats_.io_busy_seconds += seconds(Clock::now() - io_busy_since_);
+        if (--reads_in_flight_ == 0)
+          stats_.io_busy_seconds += seconds(Clock::now() - io_busy_since_);
         held_bytes_ -= c.input.length;
         slots_->try_send(boost::system::error_code{}, slot);
         throw;
@@ -172,6 +196,7 @@ asio::awaitable<void> Run::read_lane(Lane& lane) {
 }
 
 void Run::decode(Job job) {
+  namespace q = kernels::quant;
   const Chunk& c = plan_.chunks[job.chunk];
   std::uint64_t produced = 0;
   if (!stopped()) {
@@ -181,62 +206,207 @@ void Run::decode(Job job) {
       if (decoding_++ == 0) decode_idle_ += start - decode_idle_since_;
     }
     try {
-      std::span<std::byte> out = sink_.acquire(c);
-      if (out.size() != c.out_bytes) fail(ErrorKind::io, "sink gave an output span of the wrong size");
-      const Decoder& d = decoders_[c.output];
+      Decoder& d = decoders_[c.output];
+      if (!d.ready.load(std::memory_order_acquire)) prepare(c, d);
+      const bool assembled = plan_.outputs[c.output].assembled;
+      std::span<std::byte> out = assembled ? d.whole_out : sink_.acquire(c);
+      if (!assembled && out.size() != c.out_bytes)
+        fail(ErrorKind::io, "sink gave an output span of the wrong size");
       std::vector<std::byte> whole;
       if (plan_.outputs[c.output].materialize) {
         whole = read_tensor_bytes(catalog_, plan_.outputs[c.output].source_tensor);
         job.input = whole.data();
       }
-      if (d.gguf) {
-        kernels::gguf::dequantize(d.gguf_type, job.input, c.elements / d.block_elements, d.out, out.data());
-      } else if (d.fp8) {
-        const std::size_t r0 = (c.input.offset - d.data_offset) / d.fp8->cols;
-        kernels::quant::dequant_fp8(*d.fp8, r0, r0 + c.elements / d.fp8->cols,
-                                    reinterpret_cast<const std::uint8_t*>(job.input), d.out, out.data());
-      } else if (d.convert) {
-        d.convert(job.input, out.data(), c.elements);
-      } else if (c.out_bytes) {
-        std::memcpy(out.data(), job.input, c.out_bytes);
+      const auto* in = reinterpret_cast<const std::uint8_t*>(job.input);
+      const std::uint64_t at =
+          c.input.offset - d.data_offset;  // byte position in the stored tensor
+      const std::size_t esz = out_size(d.out);
+      switch (d.encoding) {
+        case Encoding::gguf_blocks:
+          kernels::gguf::dequantize(d.gguf_type, job.input, c.elements / d.block_elements, d.out,
+                                    out.data());
+          break;
+        case Encoding::fp8_scaled: {
+          const std::size_t r0 = at / d.fp8->cols;
+          q::dequant_fp8(*d.fp8, r0, r0 + c.elements / d.fp8->cols, in, d.out, out.data());
+          break;
+        }
+        case Encoding::gptq: {  // input rows [i0, i1) are columns [i0, i1) of the [out, in] output
+          const std::size_t n_out = d.gptq->out_features,
+                            i0 = at / (4 * n_out) * (32 / d.gptq->bits);
+          q::dequant_gptq(
+              *d.gptq, i0, i0 + c.elements / n_out, in,
+              {out.data() + i0 * esz, d.out, q::Orientation::out_in, d.gptq->in_features});
+          break;
+        }
+        case Encoding::awq: {
+          const std::size_t n_out = d.awq->out_features, i0 = at / (n_out / 2);
+          q::dequant_awq(
+              *d.awq, i0, i0 + c.elements / n_out, in,
+              {out.data() + i0 * esz, d.out, q::Orientation::out_in, d.awq->in_features});
+          break;
+        }
+        case Encoding::bnb4:
+          q::dequant_bnb4(*d.bnb4, 2 * at, 2 * at + c.elements, in, d.out, out.data());
+          break;
+        case Encoding::bnb_int8: {
+          const std::size_t r0 = at / d.int8->cols;
+          q::dequant_bnb_int8(*d.int8, r0, r0 + c.elements / d.int8->cols, in, d.out, out.data());
+          break;
+        }
+        case Encoding::plain:
+          if (d.convert) {
+            d.convert(job.input, out.data(), c.elements);
+          } else if (c.out_bytes) {
+            std::memcpy(out.data(), job.input, c.out_bytes);
+          }
+          break;
       }
-      sink_.commit(c, out);
       produced = c.out_bytes;
-      if (remaining_[c.output].fetch_sub(1) == 1) sink_.tensor_done(c.output);
+      if (!assembled) sink_.commit(c, out);
+      if (remaining_[c.output].fetch_sub(1) == 1) {
+        if (assembled) sink_.commit(d.whole, d.whole_out);
+        d.companions.clear();  // every chunk of this output is done
+        d.companions.shrink_to_fit();
+        sink_.tensor_done(c.output);
+      }
     } catch (...) {
       record_error(std::current_exception());
     }
     const auto end = Clock::now();
-    decode_ns_ += static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(end - start).count());
+    decode_ns_ += static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(end - start).count());
     std::lock_guard lock(decode_mutex_);
     if (--decoding_ == 0) decode_idle_since_ = end;
   }
   asio::post(io_, [this, job, produced] { job_finished(job, produced); });
 }
 
-// Companions are small (a scale grid is 1/16384 of its weight): read them
-// whole before the weights stream.
-void Run::load_fp8(const TensorInfo& t, Decoder& d) {
+// The first chunk of an output to arrive reads its companions and, for an
+// assembled output, acquires the whole tensor from the sink; later chunks of
+// it wait here until that is done.
+void Run::prepare(const Chunk& c, Decoder& d) {
+  std::lock_guard lock(d.mutex);
+  if (d.ready.load(std::memory_order_relaxed)) return;
+  const OutputTensor& o = plan_.outputs[c.output];
+  const TensorInfo& t = catalog_.tensors.at(o.source_tensor);
+  load_scheme(t, d);
+  if (o.assembled) {
+    d.whole = Chunk{c.output, Extent{}, 0, o.bytes, t.element_count()};
+    d.whole_out = sink_.acquire(d.whole);
+    if (d.whole_out.size() != o.bytes)
+      fail(ErrorKind::io, "sink gave an output span of the wrong size");
+  }
+  d.ready.store(true, std::memory_order_release);
+}
+
+// Companions are small (GPTQ's scales and zeros are ~1/50 of its 4-bit
+// weights at group 128): read whole, synchronously, on the decode thread.
+void Run::load_scheme(const TensorInfo& t, Decoder& d) {
   namespace q = kernels::quant;
-  const Companion& scale = t.quant.companions.at(0);
-  Source& src = *catalog_.sources.at(scale.data.source);
-  if (src.sequential()) fail(ErrorKind::unsupported, "scaled FP8 needs a random-access source");
-  d.companion.resize(scale.data.length);
-  src.read_at(scale.data.offset, d.companion);
-  q::Fp8Tensor f;
-  f.format = t.dtype == DType::f8_e5m2 ? q::Fp8Format::e5m2 : q::Fp8Format::e4m3fn;
-  f.rows = t.shape.at(0);
-  f.cols = t.shape.at(1);
-  f.scaling = t.quant.fp8_scaling == QuantInfo::Fp8Scaling::block         ? q::Fp8Scaling::block
-              : t.quant.fp8_scaling == QuantInfo::Fp8Scaling::per_channel ? q::Fp8Scaling::per_channel
-                                                                          : q::Fp8Scaling::per_tensor;
-  f.scale_dtype = scale.dtype;
-  f.scales = {reinterpret_cast<const std::uint8_t*>(d.companion.data()), d.companion.size()};
-  f.block_rows = t.quant.block_rows;
-  f.block_cols = t.quant.block_cols;
-  q::validate(f);
-  d.fp8 = f;
-  d.data_offset = t.data.offset;
+  if (t.encoding == Encoding::plain || t.encoding == Encoding::gguf_blocks) return;
+  const QuantInfo& qi = t.quant;
+  d.companions.resize(qi.companions.size());
+  for (std::size_t i = 0; i < qi.companions.size(); ++i) {
+    const Companion& comp = qi.companions[i];
+    if (comp.role == "quant_state" || comp.role == "weight_format") continue;  // used at detection
+    Source& src = *catalog_.sources.at(comp.data.source);
+    if (src.sequential()) {
+      fail(ErrorKind::unsupported,
+           "tensor \"" + printable(t.name) + "\": quantized weights need a random-access source");
+    }
+    d.companions[i].resize(comp.data.length);
+    src.read_at(comp.data.offset, d.companions[i]);
+  }
+  const auto bytes = [&](std::string_view role) -> q::Bytes {
+    for (std::size_t i = 0; i < qi.companions.size(); ++i) {
+      if (qi.companions[i].role == role) {
+        return {reinterpret_cast<const std::uint8_t*>(d.companions[i].data()),
+                d.companions[i].size()};
+      }
+    }
+    return {};
+  };
+  const auto dtype_of = [&](std::string_view role) {
+    const Companion* comp = qi.companion(role);
+    if (!comp)
+      fail(ErrorKind::parse,
+           "tensor \"" + printable(t.name) + "\": no " + std::string(role) + " companion");
+    return comp->dtype;
+  };
+  switch (t.encoding) {
+    case Encoding::fp8_scaled: {
+      q::Fp8Tensor f;
+      f.format = t.dtype == DType::f8_e5m2 ? q::Fp8Format::e5m2 : q::Fp8Format::e4m3fn;
+      f.rows = t.shape.at(0);
+      f.cols = t.shape.at(1);
+      f.scaling = qi.fp8_scaling == QuantInfo::Fp8Scaling::block ? q::Fp8Scaling::block
+                  : qi.fp8_scaling == QuantInfo::Fp8Scaling::per_channel
+                      ? q::Fp8Scaling::per_channel
+                      : q::Fp8Scaling::per_tensor;
+      f.scale_dtype = dtype_of("scale");
+      f.scales = bytes("scale");
+      f.block_rows = qi.block_rows;
+      f.block_cols = qi.block_cols;
+      q::validate(f);
+      d.fp8 = f;
+      break;
+    }
+    case Encoding::gptq: {
+      q::GptqTensor g;
+      g.bits = qi.bits;
+      g.out_features = t.shape.at(0);
+      g.in_features = t.shape.at(1);
+      g.group_size = qi.group_size;
+      g.scale_dtype = dtype_of("scales");
+      g.scales = bytes("scales");
+      g.qzeros = bytes("qzeros");
+      g.g_idx = bytes("g_idx");
+      g.zeros = qi.gptq_v2 ? q::GptqZeros::v2 : q::GptqZeros::v1;
+      q::validate(g);
+      d.gptq = g;
+      break;
+    }
+    case Encoding::awq: {
+      q::AwqTensor a;
+      a.bits = qi.bits;
+      a.out_features = t.shape.at(0);
+      a.in_features = t.shape.at(1);
+      a.group_size = qi.group_size;
+      a.scale_dtype = dtype_of("scales");
+      a.scales = bytes("scales");
+      a.qzeros = bytes("qzeros");
+      q::validate(a);
+      d.awq = a;
+      break;
+    }
+    case Encoding::bnb4: {
+      q::Bnb4Tensor b;
+      b.total_elements = t.element_count();
+      b.block_size = qi.block_size;
+      b.quant_map = bytes("quant_map");
+      b.absmax = bytes("absmax");
+      b.double_quant = qi.double_quant;
+      b.nested_absmax = bytes("nested_absmax");
+      b.nested_quant_map = bytes("nested_quant_map");
+      b.nested_offset = qi.nested_offset;
+      if (qi.double_quant) b.nested_block_size = qi.nested_block_size;
+      q::validate(b);
+      d.bnb4 = b;
+      break;
+    }
+    case Encoding::bnb_int8: {
+      q::BnbInt8Tensor b;
+      b.rows = t.shape.at(0);
+      b.cols = t.shape.at(1);
+      b.scb = bytes("SCB");
+      q::validate(b);
+      d.int8 = b;
+      break;
+    }
+    default:
+      break;
+  }
 }
 
 void Run::job_finished(const Job& job, std::uint64_t bytes_out) {
@@ -273,29 +443,27 @@ RunStats Run::execute() {
   const auto t0 = Clock::now();
   stats_.threads = threads_;
 
-  // Kernels per output.
-  decoders_.resize(plan_.outputs.size());
+  // Kernels per output (quantized schemes finish preparing on first use).
+  decoders_ = std::make_unique<Decoder[]>(plan_.outputs.size());
   for (std::size_t i = 0; i < plan_.outputs.size(); ++i) {
     const auto& o = plan_.outputs[i];
     const TensorInfo& t = catalog_.tensors.at(o.source_tensor);
     remaining_[i].store(o.chunk_count);
     Decoder& d = decoders_[i];
-    d.out = o.dtype == DType::f32 ? OutType::f32 : o.dtype == DType::f16 ? OutType::f16 : OutType::bf16;
+    d.encoding = t.encoding;
+    d.data_offset = t.data.offset;
+    d.out = o.dtype == DType::f32   ? OutType::f32
+            : o.dtype == DType::f16 ? OutType::f16
+                                    : OutType::bf16;
     if (t.encoding == Encoding::gguf_blocks) {
-      d.gguf = true;
       d.gguf_type = static_cast<kernels::gguf::GgmlType>(t.gguf_type);
       d.block_elements = kernels::gguf::block_info(t.gguf_type)->elements;
-      continue;
     }
-    if (t.encoding == Encoding::fp8_scaled) {
-      load_fp8(t, d);
-      continue;
-    }
-    if (t.dtype == o.dtype) continue;
+    if (t.encoding != Encoding::plain || t.dtype == o.dtype) continue;
     d.convert = kernels::convert_fn(t.dtype, d.out);
     if (!d.convert) {
-      fail(ErrorKind::unsupported,
-           "no kernel converts " + std::string(dtype_name(t.dtype)) + " to " + std::string(dtype_name(o.dtype)));
+      fail(ErrorKind::unsupported, "no kernel converts " + std::string(dtype_name(t.dtype)) +
+                                       " to " + std::string(dtype_name(o.dtype)));
     }
   }
 
@@ -311,7 +479,8 @@ RunStats Run::execute() {
   slots_ = std::make_unique<SlotChannel>(io_, 0);
   if (buffered_chunks > 0 && plan_.max_chunk_in > 0) {
     if (opt_.budget_bytes < plan_.max_chunk_in) {
-      fail(ErrorKind::limit, "budget of " + std::to_string(opt_.budget_bytes) + " bytes is smaller than one chunk (" +
+      fail(ErrorKind::limit, "budget of " + std::to_string(opt_.budget_bytes) +
+                                 " bytes is smaller than one chunk (" +
                                  std::to_string(plan_.max_chunk_in) + " bytes)");
     }
     // Page-aligned slots where the budget allows; never more slots than chunks.
@@ -321,7 +490,8 @@ RunStats Run::execute() {
     region_ = pipeline::HugeRegion(slot_count * slot_bytes_);
     stats_.buffer_capacity = slot_count * slot_bytes_;
     slots_ = std::make_unique<SlotChannel>(io_, slot_count);
-    for (std::size_t s = 0; s < slot_count; ++s) slots_->try_send(boost::system::error_code{}, static_cast<int>(s));
+    for (std::size_t s = 0; s < slot_count; ++s)
+      slots_->try_send(boost::system::error_code{}, static_cast<int>(s));
   }
 
   try {
@@ -340,7 +510,8 @@ RunStats Run::execute() {
   std::unique_ptr<tbb::flow::function_node<Job>> node;
   arena.execute([&] {
     graph = std::make_unique<tbb::flow::graph>();
-    node = std::make_unique<tbb::flow::function_node<Job>>(*graph, threads_, [this](const Job& j) { decode(j); });
+    node = std::make_unique<tbb::flow::function_node<Job>>(*graph, threads_,
+                                                           [this](const Job& j) { decode(j); });
   });
   decode_node_ = node.get();
   decode_idle_since_ = Clock::now();
@@ -350,7 +521,9 @@ RunStats Run::execute() {
   for (auto& lane : lanes) {
     if (lane.chunks.empty()) continue;
     const Source& src = *catalog_.sources[plan_.chunks[lane.chunks.front()].input.source];
-    const std::size_t readers = src.sequential() ? 1 : src.contiguous() ? 1 : std::clamp<std::size_t>(slot_count, 1, 8);
+    const std::size_t readers = src.sequential()   ? 1
+                                : src.contiguous() ? 1
+                                                   : std::clamp<std::size_t>(slot_count, 1, 8);
     for (std::size_t r = 0; r < readers; ++r) {
       ++readers_alive_;
       asio::co_spawn(io_, read_lane(lane), [this](std::exception_ptr e) { reader_finished(e); });

@@ -136,7 +136,7 @@ TEST_CASE("a sharded model opens as one catalog", "[pipeline][sharded]") {
   const auto dir = test::scratch_dir("sharded-catalog");
   const auto model = write_model(dir, 3, 100);
   boost::asio::io_context io;
-  for (const std::string spec : {dir.string(), (dir / "model.safetensors.index.json").string()}) {
+  for (const std::string& spec : {dir.string(), (dir / "model.safetensors.index.json").string()}) {
     const Catalog cat = open_catalog({spec}, io.get_executor());
     CHECK(cat.sources.size() == 3);
     REQUIRE(cat.tensors.size() == model.size());

@@ -33,6 +33,12 @@ struct OutputTensor {
   // big-endian or strided): decoded as one chunk from the whole tensor held in
   // memory (at most PlanOptions::max_materialize_bytes).
   bool materialize = false;
+  // Decoded in pieces that are not contiguous in the output (a GPTQ/AWQ chunk
+  // of input rows is a column band of the [out, in] weight): the pipeline
+  // acquires the whole tensor from the sink once, as one chunk with
+  // out_offset 0 and out_bytes = bytes, decodes every chunk into it in place
+  // and commits it once (at most PlanOptions::max_materialize_bytes).
+  bool assembled = false;
 };
 
 // One unit of work: an input byte range that decodes on its own into one
@@ -51,7 +57,7 @@ struct PlanOptions {
   std::optional<OutType> to;
   // Upper bound of one chunk's input bytes (rounded down to whole elements).
   std::uint64_t max_chunk_bytes = 4ull << 20;
-  // Cap for a tensor that must be held whole (see OutputTensor::materialize).
+  // Cap for a tensor that must be held whole (OutputTensor::materialize, assembled).
   std::uint64_t max_materialize_bytes = 1ull << 30;
 };
 
@@ -72,7 +78,9 @@ class Sink {
  public:
   virtual ~Sink() = default;
   virtual void begin(const Catalog& catalog, const Plan& plan) {}
-  // Memory for exactly chunk.out_bytes of output.
+  // Memory for exactly chunk.out_bytes of output. For an assembled output the
+  // chunk is the whole tensor (see OutputTensor::assembled), and Plan's
+  // max_chunk_out covers it.
   virtual std::span<std::byte> acquire(const Chunk& chunk) = 0;
   // The chunk's output bytes are in place in `out` (the span acquire gave).
   virtual void commit(const Chunk& chunk, std::span<std::byte> out) = 0;
@@ -85,21 +93,21 @@ class Sink {
 };
 
 struct RunOptions {
-  unsigned threads = 0;                   // decode threads; 0 = hardware concurrency
+  unsigned threads = 0;                      // decode threads; 0 = hardware concurrency
   std::uint64_t budget_bytes = 64ull << 20;  // input buffer bytes in flight, at most
-  std::atomic<bool>* cancel = nullptr;    // set from any thread to cancel the run
+  std::atomic<bool>* cancel = nullptr;       // set from any thread to cancel the run
   // Progress: bytes produced so far and in total; called from the I/O thread.
-  std::function<void(std::uint64_t done, std::uint64_t total)> progress;
+  std::function<void(std::uint64_t done, std::uint64_t total)> progress = {};
 };
 
 struct RunStats {
-  std::uint64_t bytes_read = 0;      // from sources (zero-copy sources count as read)
-  std::uint64_t bytes_written = 0;   // produced into the sink
+  std::uint64_t bytes_read = 0;     // from sources (zero-copy sources count as read)
+  std::uint64_t bytes_written = 0;  // produced into the sink
   std::uint64_t chunks = 0;
   double wall_seconds = 0;
-  double io_busy_seconds = 0;        // wall time with at least one read in flight
-  double io_wait_seconds = 0;        // wall time with reads in flight and no decode running
-  double decode_seconds = 0;         // summed over decode threads
+  double io_busy_seconds = 0;           // wall time with at least one read in flight
+  double io_wait_seconds = 0;           // wall time with reads in flight and no decode running
+  double decode_seconds = 0;            // summed over decode threads
   std::uint64_t peak_buffer_bytes = 0;  // input buffer bytes held at once, at most
   std::uint64_t buffer_capacity = 0;    // bytes of the preallocated buffer pool
   unsigned threads = 0;
@@ -110,8 +118,8 @@ struct RunStats {
 // the calling thread for the duration), decoding on a oneTBB flow graph.
 // Throws the first mneme::Error any stage raised (the sink's abort() has run
 // by then); never returns with work in flight.
-RunStats run_pipeline(boost::asio::io_context& io, const Catalog& catalog, const Plan& plan, Sink& sink,
-                      const RunOptions& options);
+RunStats run_pipeline(boost::asio::io_context& io, const Catalog& catalog, const Plan& plan,
+                      Sink& sink, const RunOptions& options);
 
 // --- Sinks -----------------------------------------------------------------
 

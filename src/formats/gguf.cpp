@@ -241,8 +241,14 @@ Catalog parse_gguf(SourcePtr source, const Limits& limits) { return GgufParser(s
 
 std::string tensor_type_name(const TensorInfo& t) {
   if (t.encoding == Encoding::fp8_scaled) return std::string(dtype_name(t.dtype)) + "+scale";
-  if (t.encoding == Encoding::gguf_blocks) return std::string(gg::type_name(t.gguf_type));
-  return std::string(dtype_name(t.dtype));
+  switch (t.encoding) {
+    case Encoding::gguf_blocks: return std::string(gg::type_name(t.gguf_type));
+    case Encoding::gptq: return "GPTQ" + std::to_string(t.quant.bits);
+    case Encoding::awq: return "AWQ" + std::to_string(t.quant.bits);
+    case Encoding::bnb4: return t.quant.fp4 ? "FP4" : "NF4";
+    case Encoding::bnb_int8: return "INT8+SCB";
+    default: return std::string(dtype_name(t.dtype));
+  }
 }
 
 }  // namespace mneme

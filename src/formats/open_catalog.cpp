@@ -60,12 +60,19 @@ Catalog parse_by_content(SourcePtr source, const Limits& limits) {
     // A PyTorch archive holds <prefix>/data.pkl; any other zip is read as NPZ.
     const zip::Archive archive = zip::read_archive(*source);
     for (const auto& e : archive.entries) {
-      if (e.name == "data.pkl" || e.name.ends_with("/data.pkl")) return parse_pth(std::move(source), limits);
+      if (e.name == "data.pkl" || e.name.ends_with("/data.pkl"))
+        return parse_pth(std::move(source), limits);
     }
     return parse_npz(std::move(source), limits);
   }
   if (looks_like_npy(head)) return parse_npy(std::move(source), limits);
-  if (head[0] == std::byte{0x80} && head[1] <= std::byte{5}) return parse_pth(std::move(source), limits);  // legacy pickle
+  // A legacy pickle starts with PROTO (0x80, version); so does a safetensors
+  // header of 0x0280 bytes, whose length prefix has zeros in bytes 4-7 where
+  // torch's pickle has its magic number.
+  const bool long_prefix = head[4] != std::byte{0} || head[5] != std::byte{0} ||
+                           head[6] != std::byte{0} || head[7] != std::byte{0};
+  if (head[0] == std::byte{0x80} && head[1] <= std::byte{5} && long_prefix)
+    return parse_pth(std::move(source), limits);
   return parse_safetensors(std::move(source), limits);
 }
 
@@ -73,7 +80,9 @@ std::string read_small_file(const fs::path& path, std::uint64_t cap) {
   std::error_code ec;
   const auto size = fs::file_size(path, ec);
   if (ec) fail(ErrorKind::io, "cannot open " + printable(path.string()) + ": " + ec.message());
-  if (size > cap) fail(ErrorKind::limit, printable(path.string()) + " is larger than " + std::to_string(cap) + " bytes");
+  if (size > cap)
+    fail(ErrorKind::limit,
+         printable(path.string()) + " is larger than " + std::to_string(cap) + " bytes");
   std::ifstream in(path, std::ios::binary);
   std::string text(size, '\0');
   if (!in.read(text.data(), static_cast<std::streamsize>(size))) {
@@ -87,7 +96,8 @@ std::string read_small_file(const fs::path& path, std::uint64_t cap) {
 fs::path shard_path(const fs::path& dir, std::string_view name, const std::string& index) {
   const fs::path p(name);
   if (name.empty() || p.is_absolute() || p.has_parent_path() || name == "." || name == "..") {
-    fail(ErrorKind::security, index + ": shard name \"" + printable(name) + "\" is not a plain file name");
+    fail(ErrorKind::security,
+         index + ": shard name \"" + printable(name) + "\" is not a plain file name");
   }
   return dir / p;
 }
@@ -125,7 +135,8 @@ Catalog open_safetensors_index(const std::string& index_path, boost::asio::any_i
   std::unordered_map<std::string, std::string> tensor_shard;
   std::set<std::string> shard_set;
   for (const auto& kv : map->get_object()) {
-    if (!kv.value().is_string()) fail(ErrorKind::parse, where + ": weight_map values must be file names");
+    if (!kv.value().is_string())
+      fail(ErrorKind::parse, where + ": weight_map values must be file names");
     std::string file(kv.value().get_string());
     if (shard_set.insert(file).second) shards.push_back(file);
     tensor_shard.emplace(std::string(kv.key()), std::move(file));
@@ -136,19 +147,21 @@ Catalog open_safetensors_index(const std::string& index_path, boost::asio::any_i
   Catalog cat;
   std::unordered_map<std::string, std::size_t> seen;
   for (const auto& shard : shards) {
-    Catalog part = parse_by_content(open_source(shard_path(dir, shard, where).string(), executor, open), limits);
+    Catalog part = parse_by_content(
+        open_source(shard_path(dir, shard, where).string(), executor, open), limits);
     for (const auto& t : part.tensors) {
       const auto it = tensor_shard.find(t.name);
       if (it == tensor_shard.end() || it->second != shard) {
-        fail(ErrorKind::parse, where + ": tensor \"" + printable(t.name) + "\" in " + printable(shard) +
-                                   " is not mapped to that shard");
+        fail(ErrorKind::parse, where + ": tensor \"" + printable(t.name) + "\" in " +
+                                   printable(shard) + " is not mapped to that shard");
       }
     }
     merge(cat, std::move(part), seen);
   }
   for (const auto& [name, shard] : tensor_shard) {
     if (!seen.count(name)) {
-      fail(ErrorKind::parse, where + ": tensor \"" + printable(name) + "\" is missing from " + printable(shard));
+      fail(ErrorKind::parse,
+           where + ": tensor \"" + printable(name) + "\" is missing from " + printable(shard));
     }
   }
   return cat;
@@ -161,13 +174,20 @@ Catalog open_catalog(const std::vector<std::string>& specs, boost::asio::any_io_
   // tensors say about their quantization.
   std::error_code ec;
   const std::string& first = specs.front();
-  fs::path dir = first != "-" && fs::is_directory(first, ec) ? fs::path(first) : fs::path(first).parent_path();
+  fs::path dir =
+      first != "-" && fs::is_directory(first, ec) ? fs::path(first) : fs::path(first).parent_path();
   if (dir.empty()) dir = ".";
-  std::optional<boost::json::value> config;
-  if (first != "-" && first.find("://") == std::string::npos && fs::is_regular_file(dir / "config.json", ec)) {
-    config = parse_strict_json(read_small_file(dir / "config.json", kMaxIndexBytes), printable((dir / "config.json").string()));
-  }
-  detect_schemes(cat, config ? &*config : nullptr);
+  // (Only safetensors models carry quantization_config-style schemes.)
+  const bool local =
+      first != "-" && first.find("://") == std::string::npos && cat.format == Format::safetensors;
+  const auto beside = [&](const char* file) -> std::optional<boost::json::value> {
+    if (!local || !fs::is_regular_file(dir / file, ec)) return std::nullopt;
+    return parse_strict_json(read_small_file(dir / file, kMaxIndexBytes),
+                             printable((dir / file).string()));
+  };
+  const auto config = beside("config.json");
+  const auto quantize_config = beside("quantize_config.json");  // AutoGPTQ / GPTQModel
+  detect_schemes(cat, config ? &*config : nullptr, quantize_config ? &*quantize_config : nullptr);
   return cat;
 }
 
@@ -188,11 +208,14 @@ Catalog open_sources(const std::vector<std::string>& specs, boost::asio::any_io_
       // A directory of model files: each one a shard, in name order.
       std::vector<std::string> files;
       for (const auto& e : fs::directory_iterator(spec)) {
-        if (e.is_regular_file() && e.path().extension() == ".safetensors") files.push_back(e.path().string());
+        if (e.is_regular_file() && e.path().extension() == ".safetensors")
+          files.push_back(e.path().string());
       }
-      if (files.empty()) fail(ErrorKind::io, printable(spec) + ": no model files in this directory");
+      if (files.empty())
+        fail(ErrorKind::io, printable(spec) + ": no model files in this directory");
       std::sort(files.begin(), files.end());
-      for (const auto& f : files) merge(cat, parse_by_content(open_source(f, executor, open), limits), seen);
+      for (const auto& f : files)
+        merge(cat, parse_by_content(open_source(f, executor, open), limits), seen);
       continue;
     }
     if (spec.size() >= 11 && spec.ends_with(".index.json")) {

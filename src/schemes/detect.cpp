@@ -1,111 +1,165 @@
+// The detection pass: every tensor is offered to each scheme family's
+// detector; what a weight claims as companions leaves the output; then the
+// configuration's declared method must agree with what the tensors show.
 #include "src/schemes/detect.hpp"
 
-#include <unordered_map>
 #include <unordered_set>
 
-#include "mneme/checked.hpp"
 #include "mneme/error.hpp"
+#include "src/schemes/detect_context.hpp"
 
 namespace mneme {
-namespace {
 
-namespace json = boost::json;
-
-[[noreturn]] void bad(const std::string& tensor, const std::string& why) {
-  fail(ErrorKind::parse, "fp8 tensor \"" + printable(tensor) + "\": " + why);
+DetectContext::DetectContext(Catalog& c, const QuantConfig& q)
+    : catalog(c), config(q), companion_(c.tensors.size(), false) {
+  for (std::size_t i = 0; i < c.tensors.size(); ++i) by_name_.emplace(c.tensors[i].name, i);
 }
 
-// quantization_config.weight_block_size, when config.json gives one.
-std::optional<std::pair<std::uint32_t, std::uint32_t>> config_block_size(const json::value* config) {
-  if (!config || !config->is_object()) return std::nullopt;
-  const auto* qc = config->get_object().if_contains("quantization_config");
-  if (!qc || !qc->is_object()) return std::nullopt;
-  const auto* bs = qc->get_object().if_contains("weight_block_size");
-  if (!bs) return std::nullopt;
-  if (!bs->is_array() || bs->get_array().size() != 2 || !bs->get_array()[0].is_int64() ||
-      !bs->get_array()[1].is_int64()) {
-    fail(ErrorKind::parse, "config.json: weight_block_size is not [rows, cols]");
-  }
-  const auto r = bs->get_array()[0].get_int64(), c = bs->get_array()[1].get_int64();
-  if (r <= 0 || c <= 0 || r > (1 << 20) || c > (1 << 20)) fail(ErrorKind::parse, "config.json: weight_block_size out of range");
-  return std::pair{static_cast<std::uint32_t>(r), static_cast<std::uint32_t>(c)};
+const TensorInfo* DetectContext::find(const std::string& name) const {
+  const auto it = by_name_.find(name);
+  if (it == by_name_.end() || companion_[it->second]) return nullptr;
+  return &catalog.tensors[it->second];
 }
 
-std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return a / b + (a % b != 0); }
-
-void attach_fp8_scale(TensorInfo& w, const TensorInfo& scale,
-                      const std::optional<std::pair<std::uint32_t, std::uint32_t>>& configured) {
-  if (scale.dtype != DType::f32 && scale.dtype != DType::bf16 && scale.dtype != DType::f16) {
-    bad(w.name, "scale " + printable(scale.name) + " has dtype " + std::string(dtype_name(scale.dtype)));
+void DetectContext::attach(TensorInfo& weight, const std::string& role, const std::string& name) {
+  const std::size_t i = by_name_.at(name);
+  if (companion_[i])
+    scheme_error("quantized", weight.name,
+                 "companion " + printable(name) + " serves another weight");
+  const TensorInfo& c = catalog.tensors[i];
+  if (!c.layout.trivial() || c.encoding != Encoding::plain) {
+    scheme_error("quantized", weight.name,
+                 "companion " + printable(name) + " is not a plain tensor");
   }
-  if (w.shape.size() != 2) bad(w.name, "scaled FP8 weights must be 2-D");
-  const std::uint64_t rows = w.shape[0], cols = w.shape[1];
-  const std::uint64_t n = scale.element_count();
-  QuantInfo& q = w.quant;
-  if (n == 1) {
-    q.fp8_scaling = QuantInfo::Fp8Scaling::per_tensor;
-  } else if ((scale.shape.size() == 1 && scale.shape[0] == rows) ||
-             (scale.shape.size() == 2 && scale.shape[0] == rows && scale.shape[1] == 1)) {
-    q.fp8_scaling = QuantInfo::Fp8Scaling::per_channel;
-  } else if (scale.shape.size() == 2) {
-    q.fp8_scaling = QuantInfo::Fp8Scaling::block;
-    std::uint64_t br = 128, bc = 128;
-    if (configured) {
-      br = configured->first;
-      bc = configured->second;
-    }
-    if (ceil_div(rows, br) != scale.shape[0] || ceil_div(cols, bc) != scale.shape[1]) {
-      bad(w.name, "scale grid [" + std::to_string(scale.shape[0]) + ", " + std::to_string(scale.shape[1]) +
-                      "] does not tile [" + std::to_string(rows) + ", " + std::to_string(cols) + "] in " +
-                      std::to_string(br) + "x" + std::to_string(bc) + " blocks" +
-                      (configured ? " (weight_block_size from config.json)" : "; set weight_block_size in config.json"));
-    }
-    q.block_rows = static_cast<std::uint32_t>(br);
-    q.block_cols = static_cast<std::uint32_t>(bc);
-  } else {
-    bad(w.name, "scale shape matches no FP8 scaling (per-tensor, per-channel, block)");
-  }
-  w.encoding = Encoding::fp8_scaled;
-  q.companions.push_back(Companion{"scale", scale.name, scale.dtype, scale.shape, scale.data});
+  companion_[i] = true;
+  weight.quant.companions.push_back(Companion{role, c.name, c.dtype, c.shape, c.data});
 }
 
-}  // namespace
-
-void detect_schemes(Catalog& catalog, const json::value* config) {
-  std::unordered_map<std::string, std::size_t> by_name;
-  for (std::size_t i = 0; i < catalog.tensors.size(); ++i) by_name.emplace(catalog.tensors[i].name, i);
-  const auto block = config_block_size(config);
-
-  std::unordered_set<std::size_t> companions;
-  for (auto& t : catalog.tensors) {
-    if (t.encoding != Encoding::plain || (t.dtype != DType::f8_e4m3 && t.dtype != DType::f8_e5m2)) continue;
-    for (const char* suffix : {"_scale_inv", "_scale"}) {
-      const auto it = by_name.find(t.name + suffix);
-      if (it == by_name.end()) continue;
-      attach_fp8_scale(t, catalog.tensors[it->second], block);
-      companions.insert(it->second);
-      break;
-    }
+std::string DetectContext::read_small(const TensorInfo& t, std::uint64_t cap) const {
+  if (t.data.length > cap) {
+    fail(ErrorKind::limit, "tensor \"" + printable(t.name) + "\" is " +
+                               std::to_string(t.data.length) + " bytes, above the " +
+                               std::to_string(cap) + " a quantization state may take");
   }
-  if (companions.empty()) return;
+  Source& src = *catalog.sources.at(t.data.source);
+  if (src.sequential()) {
+    fail(ErrorKind::unsupported,
+         "tensor \"" + printable(t.name) +
+             "\": reading a quantization state needs a random-access source");
+  }
+  std::string bytes(t.data.length, '\0');
+  src.read_at(t.data.offset, std::as_writable_bytes(std::span(bytes)));
+  return bytes;
+}
+
+void DetectContext::remove_companions() {
   std::vector<TensorInfo> kept;
-  kept.reserve(catalog.tensors.size() - companions.size());
+  kept.reserve(catalog.tensors.size());
   for (std::size_t i = 0; i < catalog.tensors.size(); ++i) {
-    if (!companions.count(i)) kept.push_back(std::move(catalog.tensors[i]));
+    if (!companion_[i]) kept.push_back(std::move(catalog.tensors[i]));
   }
   catalog.tensors = std::move(kept);
 }
 
-std::string scheme_description(const TensorInfo& t) {
-  if (t.encoding != Encoding::fp8_scaled) return "";
-  std::string s = t.dtype == DType::f8_e5m2 ? "fp8 e5m2 " : "fp8 e4m3 ";
-  switch (t.quant.fp8_scaling) {
-    case QuantInfo::Fp8Scaling::per_tensor: return s + "per-tensor";
-    case QuantInfo::Fp8Scaling::per_channel: return s + "per-channel";
-    case QuantInfo::Fp8Scaling::block:
-      return s + "block " + std::to_string(t.quant.block_rows) + "x" + std::to_string(t.quant.block_cols);
+void scheme_error(const std::string& scheme, const std::string& tensor, const std::string& why) {
+  fail(ErrorKind::parse, scheme + " tensor \"" + printable(tensor) + "\": " + why);
+}
+
+namespace {
+
+// config.json's quant_method must name what the tensors show.
+void check_method(const QuantConfig& config, const std::unordered_set<Encoding>& found) {
+  if (!config.method) return;
+  const std::string& m = *config.method;
+  const auto has = [&](Encoding e) { return found.count(e) != 0; };
+  bool agrees = true;
+  if (m == "gptq")
+    agrees = has(Encoding::gptq) && !has(Encoding::awq);
+  else if (m == "awq")
+    agrees = has(Encoding::awq) && !has(Encoding::gptq);
+  else if (m == "bitsandbytes")
+    agrees = has(Encoding::bnb4) || has(Encoding::bnb_int8);
+  else if (m == "fp8")
+    agrees = has(Encoding::fp8_scaled);
+  else
+    return;  // methods we do not decode say nothing about these tensors
+  if (!agrees) {
+    std::string seen;
+    for (const auto& [e, name] : {std::pair{Encoding::gptq, "gptq"},
+                                  {Encoding::awq, "awq"},
+                                  {Encoding::bnb4, "bitsandbytes 4-bit"},
+                                  {Encoding::bnb_int8, "bitsandbytes int8"},
+                                  {Encoding::fp8_scaled, "fp8"}}) {
+      if (has(e)) seen += (seen.empty() ? "" : ", ") + std::string(name);
+    }
+    fail(ErrorKind::parse, config.method.origin + " is \"" + printable(m, 32) +
+                               "\" but the tensors are " +
+                               (seen.empty() ? "not quantized that way" : seen));
   }
-  return s;
+}
+
+}  // namespace
+
+void detect_schemes(Catalog& catalog, const boost::json::value* config,
+                    const boost::json::value* quantize_config) {
+  const QuantConfig qc = read_quant_config(config, quantize_config, catalog.metadata);
+  DetectContext ctx(catalog, qc);
+  std::unordered_set<Encoding> found;
+  // Bigger schemes first: their companion names (".scales", ".weight.absmax")
+  // must not be mistaken for FP8 "_scale" companions.
+  for (std::size_t i = 0; i < catalog.tensors.size(); ++i) {
+    TensorInfo& t = catalog.tensors[i];
+    if (t.encoding != Encoding::plain || !ctx.find(t.name)) continue;
+    if (detect_gptq_awq(ctx, t) || detect_bnb(ctx, t)) found.insert(t.encoding);
+  }
+  for (std::size_t i = 0; i < catalog.tensors.size(); ++i) {
+    TensorInfo& t = catalog.tensors[i];
+    if (t.encoding != Encoding::plain || !ctx.find(t.name)) continue;
+    if (detect_fp8(ctx, t)) found.insert(t.encoding);
+  }
+  check_method(qc, found);
+  ctx.remove_companions();
+  if (found.empty()) return;
+  std::unordered_set<std::string> names;
+  for (const auto& t : catalog.tensors) {
+    if (!names.insert(t.name).second) {
+      fail(ErrorKind::parse, "two tensors are named \"" + printable(t.name) + "\" once decoded");
+    }
+  }
+}
+
+std::string scheme_description(const TensorInfo& t) {
+  const QuantInfo& q = t.quant;
+  const auto group = [&] {
+    return q.group_size == t.shape.at(1) ? std::string("per-row")
+                                         : "group " + std::to_string(q.group_size);
+  };
+  switch (t.encoding) {
+    case Encoding::fp8_scaled: {
+      std::string s = t.dtype == DType::f8_e5m2 ? "fp8 e5m2 " : "fp8 e4m3 ";
+      switch (q.fp8_scaling) {
+        case QuantInfo::Fp8Scaling::per_tensor:
+          return s + "per-tensor";
+        case QuantInfo::Fp8Scaling::per_channel:
+          return s + "per-channel";
+        case QuantInfo::Fp8Scaling::block:
+          return s + "block " + std::to_string(q.block_rows) + "x" + std::to_string(q.block_cols);
+      }
+      return s;
+    }
+    case Encoding::gptq:
+      return "gptq " + std::to_string(q.bits) + "-bit " + group() +
+             (q.companion("g_idx") ? " g_idx" : "") + (q.gptq_v2 ? " v2" : "");
+    case Encoding::awq:
+      return "awq " + std::to_string(q.bits) + "-bit " + group();
+    case Encoding::bnb4:
+      return std::string("bnb ") + (q.fp4 ? "fp4" : "nf4") + " block " +
+             std::to_string(q.block_size) + (q.double_quant ? " double-quant" : "");
+    case Encoding::bnb_int8:
+      return "bnb int8";
+    default:
+      return "";
+  }
 }
 
 }  // namespace mneme

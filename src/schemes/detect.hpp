@@ -1,9 +1,9 @@
 // Quantization scheme detection over a whole catalog (all shards at once, so
-// companions may live in any shard): tensor names, dtypes, shapes, and the
-// model's config.json `quantization_config` when it sits beside the weights.
+// companions may live in any shard): tensor names, dtypes, shapes, the
+// safetensors __metadata__, and the model's config.json `quantization_config`
+// (and quantize_config.json) when they sit beside the weights.
 #pragma once
 
-#include <optional>
 #include <string>
 
 #include <boost/json/value.hpp>
@@ -12,12 +12,16 @@
 
 namespace mneme {
 
-// Rewrites `catalog` in place: every quantized weight gets its encoding and
-// companions, and the companions leave the tensor list. `config` is the parsed
-// config.json, if any. Inconsistent or unknowable parameters are Error{parse}.
-void detect_schemes(Catalog& catalog, const boost::json::value* config);
+// Rewrites `catalog` in place: every quantized weight gets its encoding,
+// parameters and companions, and the companions leave the tensor list.
+// `config` / `quantize_config` are the parsed JSON files, if any. Inconsistent
+// or unknowable parameters are Error{parse} (unsupported for recognised
+// variants we do not decode); never a guess.
+void detect_schemes(Catalog& catalog, const boost::json::value* config,
+                    const boost::json::value* quantize_config = nullptr);
 
-// "fp8 e4m3 block 128x128", "" for plain tensors: what inspect shows.
+// "fp8 e4m3 block 128x128", "gptq 4-bit group 128 g_idx", "" for plain
+// tensors: what inspect shows.
 std::string scheme_description(const TensorInfo& t);
 
 }  // namespace mneme

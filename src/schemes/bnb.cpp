@@ -1,0 +1,167 @@
+// BitsAndBytes, as transformers serialises it.
+//  4-bit (NF4/FP4): `<w>` U8 codes, `<w>.absmax`, `<w>.quant_map` (16 F32),
+//    `<w>.quant_state.bitsandbytes__nf4|fp4` (U8 bytes of a JSON object:
+//    quant_type, blocksize, shape, and with double quant nested_blocksize and
+//    nested_offset), plus `<w>.nested_absmax` / `<w>.nested_quant_map` when
+//    the absmax is itself quantized (U8). The JSON shape is the output shape.
+//  LLM.int8(): `<base>.weight` I8 [out, in] with `<base>.SCB` F32 [out]
+//    (and an optional `<base>.weight_format` marker, dropped).
+#include <cmath>
+#include <functional>
+#include <string>
+
+#include <boost/json.hpp>
+
+#include "mneme/checked.hpp"
+#include "mneme/error.hpp"
+#include "src/formats/strict_json.hpp"
+#include "src/schemes/detect_context.hpp"
+
+namespace mneme {
+namespace {
+
+namespace json = boost::json;
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) {
+  return a / b + (a % b != 0);
+}
+
+std::uint64_t positive(const json::object& o, const char* key,
+                       const std::function<void(const std::string&)>& bad) {
+  const auto* v = o.if_contains(key);
+  if (!v) bad(std::string("quant_state has no \"") + key + "\"");
+  if (v->is_int64() && v->get_int64() > 0 && v->get_int64() <= (std::int64_t{1} << 40))
+    return static_cast<std::uint64_t>(v->get_int64());
+  bad(std::string("quant_state \"") + key + "\" is not a positive integer");
+  return 0;
+}
+
+bool detect_bnb4(DetectContext& ctx, TensorInfo& t) {
+  const TensorInfo* absmax = ctx.find(t.name + ".absmax");
+  if (!absmax) return false;
+  const auto bad = [&](const std::string& why) { scheme_error("bitsandbytes 4-bit", t.name, why); };
+  const TensorInfo* qmap = ctx.find(t.name + ".quant_map");
+  if (!qmap) bad("companion .quant_map is missing");
+  std::string state_name;
+  bool fp4 = false;
+  for (const char* type : {"nf4", "fp4"}) {
+    if (ctx.find(t.name + ".quant_state.bitsandbytes__" + type)) {
+      if (!state_name.empty()) bad("both an nf4 and an fp4 quant_state");
+      state_name = t.name + ".quant_state.bitsandbytes__" + type;
+      fp4 = type[0] == 'f';
+    }
+  }
+  if (state_name.empty())
+    bad("companion .quant_state.bitsandbytes__nf4 (or __fp4) is missing: the shape cannot be "
+        "known");
+  if (t.dtype != DType::u8) bad("codes must be U8, not " + std::string(dtype_name(t.dtype)));
+  if (qmap->dtype != DType::f32 || qmap->element_count() != 16)
+    bad("quant_map must be 16 F32 values");
+
+  const TensorInfo& state = *ctx.find(state_name);
+  if (state.dtype != DType::u8) bad("quant_state must be U8 bytes of JSON");
+  const json::value doc =
+      parse_strict_json(ctx.read_small(state, 64 << 10), printable(state_name), 8);
+  if (!doc.is_object()) bad("quant_state is not a JSON object");
+  const json::object& o = doc.get_object();
+  if (const auto* qt = o.if_contains("quant_type")) {
+    if (!qt->is_string() || qt->get_string() != (fp4 ? "fp4" : "nf4"))
+      bad("quant_state quant_type does not match its name");
+  }
+  if (ctx.config.bnb_quant_type && *ctx.config.bnb_quant_type != (fp4 ? "fp4" : "nf4")) {
+    bad("stored as " + std::string(fp4 ? "fp4" : "nf4") + " but " +
+        ctx.config.bnb_quant_type.origin + " is \"" + printable(*ctx.config.bnb_quant_type, 16) +
+        "\"");
+  }
+  const std::uint64_t block = positive(o, "blocksize", bad);
+  if (block % 2 != 0) bad("block size " + std::to_string(block) + " is odd");
+  const auto* shape_v = o.if_contains("shape");
+  if (!shape_v || !shape_v->is_array() || shape_v->get_array().empty() ||
+      shape_v->get_array().size() > 16) {
+    bad("quant_state shape is not a list of dimensions");
+  }
+  std::vector<std::uint64_t> shape;
+  std::uint64_t total = 1;
+  for (const auto& d : shape_v->get_array()) {
+    if (!d.is_int64() || d.get_int64() < 0) bad("quant_state shape has a non-integer dimension");
+    shape.push_back(static_cast<std::uint64_t>(d.get_int64()));
+    total = checked_mul(total, shape.back(), "bitsandbytes shape");
+  }
+  if (ceil_div(total, 2) != t.data.length) {
+    bad("quant_state shape holds " + std::to_string(total) + " values but the weight has " +
+        std::to_string(t.data.length) + " bytes of two codes each");
+  }
+  const std::uint64_t blocks = ceil_div(total, block);
+
+  TensorInfo w = t;
+  QuantInfo& q = w.quant;
+  q.fp4 = fp4;
+  q.block_size = block;
+  const TensorInfo* nested_absmax = ctx.find(t.name + ".nested_absmax");
+  const TensorInfo* nested_map = ctx.find(t.name + ".nested_quant_map");
+  if (nested_absmax || nested_map) {
+    if (!nested_absmax || !nested_map)
+      bad("double quant needs both .nested_absmax and .nested_quant_map");
+    q.double_quant = true;
+    if (absmax->dtype != DType::u8 || absmax->element_count() != blocks) {
+      bad("double-quantized absmax must be " + std::to_string(blocks) + " U8 values");
+    }
+    if (nested_map->dtype != DType::f32 || nested_map->element_count() != 256)
+      bad("nested_quant_map must be 256 F32 values");
+    q.nested_block_size = positive(o, "nested_blocksize", bad);
+    const auto* off = o.if_contains("nested_offset");
+    if (!off || !off->is_number()) bad("quant_state has no numeric \"nested_offset\"");
+    const double offset = off->to_number<double>();
+    if (!std::isfinite(offset)) bad("nested_offset is not finite");
+    q.nested_offset = static_cast<float>(offset);
+    if (nested_absmax->dtype != DType::f32 ||
+        nested_absmax->element_count() != ceil_div(blocks, q.nested_block_size)) {
+      bad("nested_absmax must be " + std::to_string(ceil_div(blocks, q.nested_block_size)) +
+          " F32 values (" + std::to_string(blocks) + " blocks in nested blocks of " +
+          std::to_string(q.nested_block_size) + ")");
+    }
+  } else if (absmax->dtype != DType::f32 || absmax->element_count() != blocks) {
+    bad("absmax must be " + std::to_string(blocks) + " F32 values (" + std::to_string(total) +
+        " values in blocks of " + std::to_string(block) + ")");
+  }
+  w.encoding = Encoding::bnb4;
+  w.shape = std::move(shape);
+  ctx.attach(w, "absmax", t.name + ".absmax");
+  ctx.attach(w, "quant_map", t.name + ".quant_map");
+  ctx.attach(w, "quant_state", state_name);
+  if (q.double_quant) {
+    ctx.attach(w, "nested_absmax", t.name + ".nested_absmax");
+    ctx.attach(w, "nested_quant_map", t.name + ".nested_quant_map");
+  }
+  t = std::move(w);
+  return true;
+}
+
+bool detect_bnb_int8(DetectContext& ctx, TensorInfo& t) {
+  if (!ends_with(t.name, ".weight")) return false;
+  const std::string base = t.name.substr(0, t.name.size() - 7);
+  const TensorInfo* scb = ctx.find(base + ".SCB");
+  if (!scb) return false;
+  const auto bad = [&](const std::string& why) { scheme_error("bitsandbytes int8", t.name, why); };
+  if (t.dtype != DType::i8 || t.shape.size() != 2) bad("weight must be a 2-D I8 tensor");
+  if (scb->dtype != DType::f32 || scb->shape.size() != 1 || scb->shape[0] != t.shape[0]) {
+    bad("SCB must be F32 [" + std::to_string(t.shape[0]) + "]");
+  }
+  t.encoding = Encoding::bnb_int8;
+  ctx.attach(t, "SCB", base + ".SCB");
+  if (ctx.find(base + ".weight_format")) ctx.attach(t, "weight_format", base + ".weight_format");
+  return true;
+}
+
+}  // namespace
+
+bool detect_bnb(DetectContext& ctx, TensorInfo& t) {
+  return detect_bnb4(ctx, t) || detect_bnb_int8(ctx, t);
+}
+
+}  // namespace mneme

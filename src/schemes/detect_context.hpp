@@ -1,0 +1,46 @@
+// Shared state of one detection pass (internal to src/schemes): the catalog,
+// its tensors by name, which of them have become companions, and the
+// configuration the model declares. One detector per scheme family reads it.
+#pragma once
+
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "mneme/catalog.hpp"
+#include "src/schemes/quant_config.hpp"
+
+namespace mneme {
+
+class DetectContext {
+ public:
+  DetectContext(Catalog& catalog, const QuantConfig& config);
+
+  Catalog& catalog;
+  const QuantConfig& config;
+
+  // The tensor named `name` that is not yet a companion, or null.
+  const TensorInfo* find(const std::string& name) const;
+  // Moves tensor `name` (which find() returned) into `weight`'s companions
+  // under `role`; it leaves the output. A tensor serves one weight only.
+  void attach(TensorInfo& weight, const std::string& role, const std::string& name);
+  // Reads a small companion (quant_state JSON) whole; random-access sources only.
+  std::string read_small(const TensorInfo& t, std::uint64_t cap) const;
+
+  // Drops every attached companion from the catalog's tensor list.
+  void remove_companions();
+
+ private:
+  std::unordered_map<std::string, std::size_t> by_name_;
+  std::vector<bool> companion_;
+};
+
+[[noreturn]] void scheme_error(const std::string& scheme, const std::string& tensor,
+                               const std::string& why);
+
+// Each returns true when `t` is a weight of its family (and rewrites it).
+bool detect_fp8(DetectContext& ctx, TensorInfo& t);
+bool detect_gptq_awq(DetectContext& ctx, TensorInfo& t);
+bool detect_bnb(DetectContext& ctx, TensorInfo& t);
+
+}  // namespace mneme

@@ -647,3 +647,40 @@ TEST_CASE("the synthetic layers themselves are valid", "[quant]") {
     CHECK(sink.tensors()[0].name == "l.weight");
   }
 }
+
+TEST_CASE("the CLI names each scheme and remembers a sharded GPTQ model",
+          "[quant][cli][fixtures]") {
+  const char* cli = std::getenv("MNEME_CLI");
+  if (!cli) {
+    WARN("MNEME_CLI not set; run through ctest");
+    return;
+  }
+  const auto dir = test::scratch_dir("quant-cli");
+  const std::vector<std::pair<std::string, std::string>> schemes{
+      {"gptq", "gptq 4-bit group 32 g_idx"},
+      {"awq", "awq 4-bit group 32"},
+      {"bnb_nf4", "bnb nf4 block 64"}};
+  for (const auto& [file, expected] : schemes) {
+    const auto path = test::fixtures_root() / "safetensors" / (file + ".safetensors");
+    if (!std::filesystem::exists(path)) continue;
+    const auto txt = dir / (file + ".txt");
+    const std::string cmd =
+        std::string(cli) + " inspect '" + path.string() + "' > '" + txt.string() + "'";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    const auto out = test::read_file(txt);
+    CHECK(std::string(out.begin(), out.end()).find(expected) != std::string::npos);
+  }
+
+  const auto gptq = test::fixture_files("gptq");
+  REQUIRE(!gptq.empty());
+  const Model m = gptq_model(gptq.front());
+  const auto model = write_model(m, true, "cli-sharded");
+  const auto out = dir / "out.safetensors";
+  const std::string cmd = std::string(cli) + " remember '" + model.string() +
+                          "' --to bf16 --chunk 4K --budget 64K -o '" + out.string() +
+                          "' 2>/dev/null";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  auto back = decode(out, OutType::bf16);
+  CHECK(find(back, m.weight).shape == m.shape);
+  CHECK(mismatches(find(back, m.weight).view(), m.bf16, 2, false) == 0);
+}

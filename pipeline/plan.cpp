@@ -58,6 +58,12 @@ Plan make_plan(const Catalog& catalog, const PlanOptions& options) {
       plan.outputs.push_back(std::move(out));
       continue;
     }
+    // The fast path: a trivial layout streams in independent chunks (zero-copy
+    // from contiguous sources). A stored zip member's CRC-32
+    // (Layout::zip_member) is not checked here: it covers the whole member (the
+    // NPY header included), and checking it would need every chunk of it hashed
+    // in order, serialising the decode. Members read whole are checked
+    // (read_tensor_bytes, zip::read_member, the streaming inflate).
     const std::uint64_t elements = t.element_count();
     // The unit a chunk is cut in: one element, one quantization block, or the
     // rows that share packed words; every chunk decodes on its own.

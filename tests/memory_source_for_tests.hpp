@@ -124,10 +124,33 @@ struct ZipMember {
   std::uint16_t method = 0;
   std::optional<std::uint64_t> usize;  // default: data.size() (stored)
   std::uint16_t flags = 0;
-  bool zip64 = false;        // sizes and offset in a ZIP64 extra field of the directory
-  bool torch_style = false;  // bit 3, zero local sizes, 64-bit data descriptor
-  std::uint64_t align = 0;   // pad the local extra so the data starts aligned
+  bool zip64 = false;                // sizes and offset in a ZIP64 extra field of the directory
+  bool torch_style = false;          // bit 3, zero local sizes, 64-bit data descriptor
+  std::uint64_t align = 0;           // pad the local extra so the data starts aligned
+  std::optional<std::uint32_t> crc;  // default: the CRC-32 of the (inflated) member
 };
+
+// CRC-32 of a member's uncompressed bytes: of `data` when stored, of what
+// `data` inflates to when deflated (as far as it inflates, for broken streams).
+inline std::uint32_t member_crc(const ZipMember& m) {
+  if (m.crc) return *m.crc;
+  if (m.method != 8) return crc32(0, reinterpret_cast<const Bytef*>(m.data.data()), m.data.size());
+  z_stream z{};
+  inflateInit2(&z, -MAX_WBITS);
+  uLong crc = crc32(0, nullptr, 0);
+  Bytes out(1 << 16);
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<std::byte*>(m.data.data()));
+  z.avail_in = static_cast<uInt>(m.data.size());
+  int rc = Z_OK;
+  do {
+    z.next_out = reinterpret_cast<Bytef*>(out.data());
+    z.avail_out = static_cast<uInt>(out.size());
+    rc = inflate(&z, Z_NO_FLUSH);
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(out.data()), out.size() - z.avail_out);
+  } while (rc == Z_OK && z.avail_out == 0);
+  inflateEnd(&z);
+  return static_cast<std::uint32_t>(crc);
+}
 
 struct ZipLayout {
   Bytes bytes;
@@ -149,8 +172,7 @@ inline ZipLayout build_zip(const std::vector<ZipMember>& members, const ZipOptio
     const std::uint64_t usize = m.usize.value_or(m.data.size());
     usizes.push_back(usize);
     z.local.push_back(b.size());
-    const std::uint32_t crc =
-        m.method == 0 ? crc32(0, reinterpret_cast<const Bytef*>(m.data.data()), m.data.size()) : 0;
+    const std::uint32_t crc = member_crc(m);
     put_le(b, 0x04034b50, 4);
     put_le(b, 20, 2);
     put_le(b, m.flags | (m.torch_style ? 8 : 0), 2);
@@ -184,8 +206,7 @@ inline ZipLayout build_zip(const std::vector<ZipMember>& members, const ZipOptio
   for (std::size_t i = 0; i < members.size(); ++i) {
     const auto& m = members[i];
     z.central.push_back(b.size());
-    const std::uint32_t crc =
-        m.method == 0 ? crc32(0, reinterpret_cast<const Bytef*>(m.data.data()), m.data.size()) : 0;
+    const std::uint32_t crc = member_crc(m);
     put_le(b, 0x02014b50, 4);
     put_le(b, 45, 2);
     put_le(b, 45, 2);

@@ -302,6 +302,53 @@ std::vector<Case> cases() {
                     "x.npy", true)
                  .bytes);
        }});
+  // ---- CRC-32 of members read whole ------------------------------------------
+  c.push_back({"npz deflated member with a wrong CRC-32", ErrorKind::parse, [] {
+                 auto z = npz_of(npy_of(kF4x4), "x.npy", true);
+                 patch_le(z.bytes, z.central[0] + 16, 0xdeadbeef, 4);
+                 const auto cat = npz(z.bytes);  // the header prefix is not checked
+                 read_tensor_bytes(cat, 0);
+               }});
+  c.push_back({"npz deflated member with one flipped data byte (CRC only)", ErrorKind::parse, [] {
+                 // A stored deflate block: flipping an element byte keeps the stream valid.
+                 const Bytes m = npy_of(kF4x4);
+                 ZipMember zm{"x.npy", deflate_raw(m, 0)};
+                 zm.method = 8;
+                 zm.usize = m.size();
+                 auto z = build_zip({zm});
+                 z.bytes[z.local[0] + 30 + 5 + zm.data.size() - 1] ^= std::byte{1};
+                 const auto cat = npz(z.bytes);
+                 read_tensor_bytes(cat, 0);
+               }});
+  c.push_back({"npz stored member with a wrong CRC-32", ErrorKind::parse, [] {
+                 auto z = npz_of(npy_of(kF4x4));
+                 patch_le(z.bytes, z.central[0] + 16, 0xdeadbeef, 4);
+                 const auto cat = npz(z.bytes);
+                 read_tensor_bytes(cat, 0);
+               }});
+  c.push_back({"npz stored big-endian member with a flipped element byte", ErrorKind::parse, [] {
+                 auto z =
+                     npz_of(npy_of("{'descr': '>f4', 'fortran_order': False, 'shape': (4,), }"));
+                 z.bytes[z.cd_offset - 1] ^= std::byte{0x40};
+                 const auto cat = npz(z.bytes);
+                 read_tensor_bytes(cat, 0);
+               }});
+  c.push_back({"pth data.pkl with a wrong CRC-32", ErrorKind::parse, [] {
+                 auto z = make_pth(one_tensor_pickle(), {{"0", zeros(16)}});
+                 patch_le(z.bytes, z.central[0] + 16, 0x12345678, 4);
+                 parse_pth(memory_source("h.pth", z.bytes), {});
+               }});
+  c.push_back({"pth byteorder record with a wrong CRC-32", ErrorKind::parse, [] {
+                 auto z = make_pth(one_tensor_pickle(), {{"0", zeros(16)}});
+                 patch_le(z.bytes, z.central[1] + 16, 0x12345678, 4);
+                 parse_pth(memory_source("h.pth", z.bytes), {});
+               }});
+  c.push_back({"pth stored storage with a wrong CRC-32, read whole", ErrorKind::parse, [] {
+                 auto z = make_pth(one_tensor_pickle(), {{"0", zeros(16)}});
+                 patch_le(z.bytes, z.central[2] + 16, 0x12345678, 4);
+                 const auto cat = parse_pth(memory_source("h.pth", z.bytes), {});
+                 read_tensor_bytes(cat, 0);
+               }});
   c.push_back({"npz member that is not .npy", ErrorKind::unsupported,
                [] { npz(npz_of(npy_of(kF4x4), "x.pkl").bytes); }});
   // ---- pickle VM / .pth -----------------------------------------------------

@@ -66,6 +66,34 @@ TEST_CASE("read_archive reads stored and deflated members") {
       Catch::Predicate<Error>([](const Error& e) { return e.kind() == ErrorKind::limit; }));
 }
 
+TEST_CASE("read_member checks the CRC-32 and names the member") {
+  const Bytes a = pattern(3000, 5);
+  ZipMember ms{"archive/data.pkl", a};
+  ZipMember md{"archive/deflated", deflate_raw(a)};
+  md.method = 8;
+  md.usize = a.size();
+  for (const bool deflated : {false, true}) {
+    INFO((deflated ? "deflated" : "stored"));
+    auto z = build_zip({deflated ? md : ms});
+    {
+      auto src = memory_source("ok.zip", z.bytes);
+      CHECK(zip::read_member(*src, zip::read_archive(*src).entries[0], 1 << 20) == a);
+    }
+    patch_le(z.bytes, z.central[0] + 16, 0xdeadbeef, 4);
+    auto src = memory_source("bad.zip", z.bytes);
+    const auto ar = zip::read_archive(*src);
+    try {
+      zip::read_member(*src, ar.entries[0], 1 << 20);
+      FAIL("accepted a wrong CRC-32");
+    } catch (const Error& e) {
+      CHECK(e.kind() == ErrorKind::parse);
+      const std::string msg = e.what();
+      CHECK(msg.find(deflated ? "archive/deflated" : "archive/data.pkl") != std::string::npos);
+      CHECK(msg.find("CRC-32") != std::string::npos);
+    }
+  }
+}
+
 TEST_CASE("PyTorch layout: data descriptors, zero local sizes, aligned records, ZIP64 end") {
   std::vector<ZipMember> ms;
   for (int i = 0; i < 5; ++i) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -91,6 +92,20 @@ struct Layout {
   std::uint64_t inflated_size = 0;
   bool byte_swapped = false;           // stored big-endian
   std::vector<std::uint64_t> strides;  // element strides per dim; empty = C-contiguous
+
+  // A tensor inside a zip member (NPZ, .pth): the member, so that a reader
+  // that reads it whole (read_tensor_bytes, the pipeline's streaming inflate)
+  // checks its CRC-32. Its stored bytes (the compressed stream when deflated)
+  // are [offset, offset + length) of the tensor's source. Tensors of trivial
+  // layout stream in independent chunks and are not checked: that would need
+  // the whole member, in order. Does not make a layout non-trivial.
+  struct ZipMember {
+    std::string name;  // for messages
+    std::uint32_t crc32 = 0;
+    std::uint64_t offset = 0;
+    std::uint64_t length = 0;
+  };
+  std::optional<ZipMember> zip_member;
 
   bool trivial() const {
     return compression == Compression::none && !byte_swapped && strides.empty();

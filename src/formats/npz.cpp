@@ -49,6 +49,7 @@ Catalog parse_npz(SourcePtr src, const Limits& limits) {
     TensorInfo t;
     t.name = e.name.substr(0, e.name.size() - 4);
     npy::describe(h, t);
+    t.layout.zip_member = Layout::ZipMember{e.name, e.crc32, start, e.compressed_size};
     if (deflated) {
       t.data = Extent{0, start, e.compressed_size};
       t.layout.compression = Layout::Compression::deflate;
@@ -88,12 +89,36 @@ std::vector<std::byte> read_tensor_bytes(const Catalog& cat, std::size_t index) 
   }
   const std::uint64_t span_bytes = checked_mul(span, item, "view bytes");
   std::vector<std::byte> stored(span_bytes);
+  const auto& member = t.layout.zip_member;
+  const std::string what = "tensor \"" + printable(t.name) + "\"";
+  std::uint32_t crc = 0;
 
   if (t.layout.compression == Layout::Compression::none) {
     if (t.data.length < span_bytes) {
       fail(ErrorKind::parse, "tensor " + printable(t.name) + ": extent shorter than its elements");
     }
-    src.read_at(t.data.offset, stored);
+    if (!member) {
+      src.read_at(t.data.offset, stored);
+    } else {
+      // Read the whole stored member in bounded pieces so its CRC-32 can be
+      // checked, keeping only the element span.
+      if (t.data.offset < member->offset || t.data.offset - member->offset > member->length ||
+          member->length - (t.data.offset - member->offset) < span_bytes) {
+        fail(ErrorKind::parse, what + ": elements outside its zip member");
+      }
+      const std::uint64_t begin = t.data.offset - member->offset;
+      std::vector<std::byte> piece(std::min<std::uint64_t>(member->length, 1 << 20));
+      for (std::uint64_t at = 0; at < member->length;) {
+        const std::uint64_t n = std::min<std::uint64_t>(piece.size(), member->length - at);
+        const std::span<std::byte> got(piece.data(), n);
+        src.read_at(member->offset + at, got);
+        crc = zip::crc32_update(crc, got);
+        const std::uint64_t lo = std::max(at, begin), hi = std::min(at + n, begin + span_bytes);
+        if (lo < hi) std::memcpy(stored.data() + (lo - begin), piece.data() + (lo - at), hi - lo);
+        at += n;
+      }
+      zip::check_crc(src, member->name, member->crc32, crc, what);
+    }
   } else {
     const std::uint64_t begin = t.layout.inflated_offset;
     if (begin > t.layout.inflated_size || t.layout.inflated_size - begin < span_bytes) {
@@ -117,6 +142,7 @@ std::vector<std::byte> read_tensor_bytes(const Catalog& cat, std::size_t index) 
       const auto p =
           inf.feed(std::span<const std::byte>(in.data() + in_used, in_len - in_used), out);
       in_used += p.consumed;
+      crc = zip::crc32_update(crc, std::span<const std::byte>(out.data(), p.produced));
       // Copy the overlap of [out_at, out_at + produced) with the element span.
       const std::uint64_t lo = std::max(out_at, begin);
       const std::uint64_t hi = std::min(out_at + p.produced, begin + span_bytes);
@@ -126,6 +152,7 @@ std::vector<std::byte> read_tensor_bytes(const Catalog& cat, std::size_t index) 
         fail(ErrorKind::parse, "tensor " + printable(t.name) + ": deflate stream stalls");
       }
     }
+    if (member) zip::check_crc(src, member->name, member->crc32, crc, what);
   }
 
   if (t.layout.byte_swapped && item > 1) {

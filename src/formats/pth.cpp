@@ -159,6 +159,8 @@ Catalog parse_pth(SourcePtr src, const Limits& limits) {
     if (count > 0 && !c_contiguous(r.shape, r.stride)) t.layout.strides = r.stride;
     t.layout.byte_swapped = big_endian && item > 1;
     const std::uint64_t first = r.storage_offset * item;  // <= bytes, no overflow
+    t.layout.zip_member =
+        Layout::ZipMember{rec->name, rec->crc32, it->second, rec->compressed_size};
     if (rec->method == zip::Method::deflated) {
       t.data = Extent{0, it->second, rec->compressed_size};
       t.layout.compression = Layout::Compression::deflate;

@@ -4,7 +4,11 @@
 // checklist items 38-48.
 #include "src/formats/zip.hpp"
 
+#include <zlib.h>
+
 #include <algorithm>
+#include <climits>
+#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -445,6 +449,26 @@ std::vector<std::byte> read_member_prefix(Source& src, const Entry& e, std::uint
   return out;
 }
 
+std::uint32_t crc32_update(std::uint32_t crc, std::span<const std::byte> bytes) {
+  uLong c = crc;
+  while (!bytes.empty()) {
+    const std::size_t n = std::min<std::size_t>(bytes.size(), UINT_MAX);
+    c = ::crc32(c, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<uInt>(n));
+    bytes = bytes.subspan(n);
+  }
+  return static_cast<std::uint32_t>(c);
+}
+
+void check_crc(const Source& src, std::string_view member, std::uint32_t expected,
+               std::uint32_t computed, std::string_view what) {
+  if (expected == computed) return;
+  char hex[40];
+  std::snprintf(hex, sizeof hex, "recorded %08x, computed %08x", expected, computed);
+  fail(ErrorKind::parse, "zip " + printable(src.name()) + ": member " + printable(member) +
+                             (what.empty() ? std::string() : " (" + std::string(what) + ")") +
+                             " fails its CRC-32 check (" + hex + "): corrupt data");
+}
+
 std::vector<std::byte> read_member(Source& src, const Entry& e, std::uint64_t max_bytes,
                                    const Limits& limits) {
   if (e.uncompressed_size > max_bytes) {
@@ -453,7 +477,11 @@ std::vector<std::byte> read_member(Source& src, const Entry& e, std::uint64_t ma
                                " bytes exceeds the limit of " + std::to_string(max_bytes));
   }
   const std::uint64_t start = data_offset(src, e);
-  if (e.method == Method::stored) return read_bytes(src, start, e.uncompressed_size);
+  if (e.method == Method::stored) {
+    auto out = read_bytes(src, start, e.uncompressed_size);
+    check_crc(src, e.name, e.crc32, crc32_update(0, out));
+    return out;
+  }
   std::vector<std::byte> out(e.uncompressed_size);
   Inflater inf(e.compressed_size, e.uncompressed_size, limits.max_ratio);
   std::vector<std::byte> chunk(std::min<std::uint64_t>(e.compressed_size, 65536));
@@ -469,6 +497,7 @@ std::vector<std::byte> read_member(Source& src, const Entry& e, std::uint64_t ma
       bad(src, "deflate stream of " + printable(e.name) + " stalls");
     }
   }
+  check_crc(src, e.name, e.crc32, crc32_update(0, out));
   return out;
 }
 

@@ -72,13 +72,22 @@ Archive read_archive(Source& source, const Limits& limits = {});
 // ends within the entry's span.
 std::uint64_t data_offset(Source& source, const Entry& entry);
 
+// CRC-32 (zlib's polynomial) of `bytes`, continuing from `crc` (0 to start).
+std::uint32_t crc32_update(std::uint32_t crc, std::span<const std::byte> bytes);
+
+// Error{parse} naming the member (and `what`, e.g. the tensor) when the
+// CRC-32 computed over the whole member differs from the recorded one.
+void check_crc(const Source& source, std::string_view member, std::uint32_t expected,
+               std::uint32_t computed, std::string_view what = {});
+
 // The whole uncompressed member, for small metadata members (data.pkl,
-// byteorder); Error{limit} when its size exceeds max_bytes.
+// byteorder), its CRC-32 checked; Error{limit} when its size exceeds max_bytes.
 std::vector<std::byte> read_member(Source& source, const Entry& entry, std::uint64_t max_bytes,
                                    const Limits& limits = {});
 
 // The first min(n, uncompressed_size) bytes of a member; for a deflated
-// member it inflates just enough of the stream (bounded reads).
+// member it inflates just enough of the stream (bounded reads). A prefix is
+// not the whole member, so its CRC-32 is not checked.
 std::vector<std::byte> read_member_prefix(Source& source, const Entry& entry,
                                           std::uint64_t data_start, std::size_t n,
                                           const Limits& limits = {});

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <list>
 #include <mutex>
 #include <span>
 #include <vector>
@@ -30,7 +31,9 @@ class HugeRegion {
 
 // Fixed-size output staging buffers for sinks, handed out to decode threads.
 // Grows to as many buffers as there are concurrent decoders (each allocated
-// once) and recycles them for the rest of the run.
+// once) and recycles them for the rest of the run. A request above the
+// buffer size (a whole assembled tensor) gets a mapping of its own, unmapped
+// when released.
 class StagingPool {
  public:
   explicit StagingPool(std::size_t buffer_bytes) : buffer_bytes_(buffer_bytes) {}
@@ -42,6 +45,7 @@ class StagingPool {
   std::mutex mutex_;
   std::vector<HugeRegion> regions_;
   std::vector<std::byte*> free_;
+  std::list<HugeRegion> oversized_;
 };
 
 }  // namespace mneme::pipeline

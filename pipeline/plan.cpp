@@ -14,6 +14,9 @@ bool convertible_float(DType t) {
   return t == DType::f64 || t == DType::f32 || t == DType::f16 || t == DType::bf16;
 }
 
+// Compressed bytes a streamed inflate reads at once (at most max_chunk_bytes).
+constexpr std::uint64_t kInflatePiece = 256 << 10;
+
 }  // namespace
 
 Plan make_plan(const Catalog& catalog, const PlanOptions& options) {
@@ -28,6 +31,55 @@ Plan make_plan(const Catalog& catalog, const PlanOptions& options) {
     out.source_tensor = i;
     out.name = t.name;
     out.shape = t.shape;
+    const bool streamed_inflate = t.layout.compression == Layout::Compression::deflate &&
+                                  !t.layout.byte_swapped && t.layout.strides.empty() &&
+                                  t.encoding == Encoding::plain;
+    if (streamed_inflate) {
+      // Consecutive output ranges of one zlib stream, decoded in order by one
+      // job (OutputTensor::inflate); memory stays at one compressed piece plus
+      // one chunk, whatever the tensor's size.
+      out.inflate = true;
+      out.dtype = (options.to && convertible_float(t.dtype)) ? to_dtype(*options.to) : t.dtype;
+      const std::uint64_t elements = t.element_count();
+      const std::uint64_t in_item = dtype_size(t.dtype), out_item = dtype_size(out.dtype);
+      out.bytes = checked_mul(elements, out_item, "output size");
+      const std::uint64_t in_bytes = t.byte_size();
+      if (t.layout.inflated_offset > t.layout.inflated_size ||
+          t.layout.inflated_size - t.layout.inflated_offset < in_bytes) {
+        fail(ErrorKind::parse,
+             "tensor \"" + printable(t.name) + "\": elements past its inflated size");
+      }
+      const std::uint64_t per_chunk =
+          std::max<std::uint64_t>(1, options.max_chunk_bytes / std::max(in_item, out_item));
+      const std::uint64_t chunk_elems = std::min(per_chunk, std::max<std::uint64_t>(elements, 1));
+      // A multiple of 64, so the conversion scratch behind it stays aligned.
+      out.inflate_piece_bytes =
+          checked_align_up(std::min({kInflatePiece, options.max_chunk_bytes,
+                                     std::max<std::uint64_t>(t.data.length, 1)}),
+                           64, "inflate piece");
+      out.inflate_buffer_bytes =
+          out.inflate_piece_bytes + (out.dtype != t.dtype ? chunk_elems * in_item : 0);
+      const auto output_index = static_cast<std::uint32_t>(plan.outputs.size());
+      for (std::uint64_t first = 0; first < elements; first += per_chunk) {
+        const std::uint64_t n = std::min(per_chunk, elements - first);
+        Chunk c;
+        c.output = output_index;
+        c.input = Extent{t.data.source, t.data.offset, 0};
+        c.out_offset = first * out_item;
+        c.out_bytes = n * out_item;
+        c.elements = n;
+        plan.max_chunk_out = std::max(plan.max_chunk_out, c.out_bytes);
+        per_source.at(t.data.source).push_back(c);
+        ++out.chunk_count;
+      }
+      if (out.chunk_count > 0) {
+        plan.max_chunk_in = std::max(plan.max_chunk_in, out.inflate_buffer_bytes);
+      }
+      plan.total_in = checked_add(plan.total_in, t.data.length, "model size");
+      plan.total_out = checked_add(plan.total_out, out.bytes, "output size");
+      plan.outputs.push_back(std::move(out));
+      continue;
+    }
     if (!t.layout.trivial()) {
       if (t.encoding != Encoding::plain)
         fail(ErrorKind::unsupported,
@@ -127,7 +179,6 @@ Plan make_plan(const Catalog& catalog, const PlanOptions& options) {
                                  std::to_string(out.bytes) + " bytes), above the cap of " +
                                  std::to_string(options.max_materialize_bytes));
     }
-    if (out.assembled) plan.max_chunk_out = std::max(plan.max_chunk_out, out.bytes);
 
     const std::uint64_t per_chunk =
         std::max<std::uint64_t>(1, options.max_chunk_bytes / unit_bytes) * unit_elems;

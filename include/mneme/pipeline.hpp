@@ -29,10 +29,23 @@ struct OutputTensor {
   std::vector<std::uint64_t> shape;
   std::uint64_t bytes = 0;
   std::uint64_t chunk_count = 0;
-  // Stored in a layout the streaming path does not normalise yet (deflated,
-  // big-endian or strided): decoded as one chunk from the whole tensor held in
-  // memory (at most PlanOptions::max_materialize_bytes).
+  // Stored in a layout the streaming path does not normalise yet (big-endian
+  // or strided, deflated or not): decoded as one chunk from the whole tensor
+  // held in memory (at most PlanOptions::max_materialize_bytes).
   bool materialize = false;
+  // A deflated zip member in a trivial element layout (np.savez_compressed,
+  // deflated .pth storages), streamed. Deflate cannot be split, so its chunks
+  // are consecutive output ranges of one zlib stream, every one with input
+  // {source, data.offset, 0}: the pipeline decodes them all in one job, in
+  // order, reading the compressed extent (the tensor's data) through the
+  // source itself, inflate_piece_bytes at a time, and checks the member's
+  // exact size and CRC-32 before it commits the last chunk.
+  // inflate_buffer_bytes is that job's working memory, taken from the input
+  // buffer budget: one compressed piece, plus one chunk of inflated elements
+  // when they are converted (Plan::max_chunk_in covers it).
+  bool inflate = false;
+  std::uint64_t inflate_piece_bytes = 0;
+  std::uint64_t inflate_buffer_bytes = 0;
   // Decoded in pieces that are not contiguous in the output (a GPTQ/AWQ chunk
   // of input rows is a column band of the [out, in] weight): the pipeline
   // acquires the whole tensor from the sink once, as one chunk with
@@ -55,7 +68,8 @@ struct PlanOptions {
   // Convert unquantized float tensors of another width to this type; others
   // (integers, and all tensors when unset) pass through unchanged.
   std::optional<OutType> to;
-  // Upper bound of one chunk's input bytes (rounded down to whole elements).
+  // Upper bound of one chunk's input bytes (rounded down to whole elements);
+  // for a streamed deflated tensor, of its inflated and its output bytes.
   std::uint64_t max_chunk_bytes = 4ull << 20;
   // Cap for a tensor that must be held whole (OutputTensor::materialize, assembled).
   std::uint64_t max_materialize_bytes = 1ull << 30;
@@ -79,8 +93,8 @@ class Sink {
   virtual ~Sink() = default;
   virtual void begin(const Catalog& catalog, const Plan& plan) {}
   // Memory for exactly chunk.out_bytes of output. For an assembled output the
-  // chunk is the whole tensor (see OutputTensor::assembled), and Plan's
-  // max_chunk_out covers it.
+  // chunk is the whole tensor (see OutputTensor::assembled), larger than
+  // Plan::max_chunk_out.
   virtual std::span<std::byte> acquire(const Chunk& chunk) = 0;
   // The chunk's output bytes are in place in `out` (the span acquire gave).
   virtual void commit(const Chunk& chunk, std::span<std::byte> out) = 0;

@@ -35,7 +35,9 @@
 #include "mneme/error.hpp"
 #include "mneme/pipeline.hpp"
 #include "pipeline/buffers.hpp"
+#include "src/formats/inflate.hpp"
 #include "src/formats/npz.hpp"
+#include "src/formats/zip.hpp"
 
 namespace mneme {
 namespace {
@@ -43,22 +45,32 @@ namespace {
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 using SlotChannel = asio::experimental::channel<void(boost::system::error_code, int)>;
+using DoneChannel = asio::experimental::channel<void(boost::system::error_code)>;
 
 double seconds(Clock::duration d) {
   return std::chrono::duration<double>(d).count();
 }
 
+struct Lane;
+
 struct Job {
-  std::size_t chunk = 0;
+  std::size_t chunk = 0;  // for an inflating output, its first chunk
   const std::byte* input = nullptr;
-  int slot = -1;  // input buffer slot, -1 for zero-copy input
+  int slot = -1;           // input buffer slot, -1 for zero-copy input
+  std::uint64_t held = 0;  // bytes of the slot counted against the budget
+  // A decoder that reads through a sequential source itself: its lane waits
+  // for the job to end before it reads on.
+  Lane* lane = nullptr;
+  std::uint64_t read = 0;  // source bytes the decoder read itself
 };
 
 // Chunks of one source, in plan order; random-access sources are read by
-// several coroutines at once, sequential ones by exactly one.
+// several coroutines at once, sequential ones by exactly one. An inflating
+// output appears once, as its first chunk.
 struct Lane {
   std::vector<std::size_t> chunks;
   std::size_t next = 0;
+  std::unique_ptr<DoneChannel> done;  // a self-reading job on this lane ended
 };
 
 // How each output decodes: a block or scheme kernel, a conversion, or a copy.
@@ -101,6 +113,9 @@ class Run {
  private:
   asio::awaitable<void> read_lane(Lane& lane);
   void decode(Job job);
+  void decode_chunk(Job& job);
+  void inflate_output(Job& job);
+  void chunk_done(std::uint64_t bytes_out);  // io thread
   void prepare(const Chunk& c, Decoder& d);
   void load_scheme(const TensorInfo& t, Decoder& d);
   void job_finished(const Job& job, std::uint64_t bytes_out);  // io thread
@@ -120,7 +135,9 @@ class Run {
   unsigned threads_;
 
   std::unique_ptr<Decoder[]> decoders_;
-  std::vector<std::atomic<std::uint64_t>> remaining_;  // chunks left per output
+  std::vector<std::atomic<std::uint64_t>> remaining_;     // chunks left per output
+  std::vector<Lane> lanes_;                               // one per source
+  std::vector<std::vector<std::size_t>> inflate_chunks_;  // per inflating output, in order
 
   // Input buffer slots (io thread).
   pipeline::HugeRegion region_;
@@ -155,8 +172,12 @@ void Run::record_error(std::exception_ptr e) {
     if (!error_) error_ = e;
   }
   stop_.store(true);
-  // Wake readers waiting for a buffer; they see the closed channel and leave.
-  asio::post(io_, [this] { slots_->close(); });
+  // Wake readers waiting for a buffer or a job; they see the closed channel
+  // and leave.
+  asio::post(io_, [this] {
+    slots_->close();
+    for (auto& lane : lanes_) lane.done->close();
+  });
 }
 
 asio::awaitable<void> Run::read_lane(Lane& lane) {
@@ -164,17 +185,28 @@ asio::awaitable<void> Run::read_lane(Lane& lane) {
     const std::size_t index = lane.chunks[lane.next++];
     const Chunk& c = plan_.chunks[index];
     Source& src = *catalog_.sources.at(c.input.source);
+    const OutputTensor& o = plan_.outputs[c.output];
     Job job{index, nullptr, -1};
-    if (plan_.outputs[c.output].materialize) {
+    if (o.materialize) {
       // Read whole by the decoder (read_tensor_bytes); no buffer slot.
+    } else if (o.inflate) {
+      // The decoder reads the compressed stream itself; the slot is its
+      // working memory (Run::inflate_output).
+      auto [ec, slot] = co_await slots_->async_receive(asio::as_tuple(asio::use_awaitable));
+      if (ec) co_return;  // closed: the run is stopping
+      job.slot = slot;
+      job.held = o.inflate_buffer_bytes;
+      held_bytes_ += job.held;
+      stats_.peak_buffer_bytes = std::max(stats_.peak_buffer_bytes, held_bytes_);
     } else if (const std::byte* base = src.contiguous()) {
       job.input = base + c.input.offset;  // parser checked the extent against size()
     } else {
       auto [ec, slot] = co_await slots_->async_receive(asio::as_tuple(asio::use_awaitable));
       if (ec) co_return;  // closed: the run is stopping
       job.slot = slot;
+      job.held = c.input.length;
       std::byte* buf = region_.data() + static_cast<std::size_t>(slot) * slot_bytes_;
-      held_bytes_ += c.input.length;
+      held_bytes_ += job.held;
       stats_.peak_buffer_bytes = std::max(stats_.peak_buffer_bytes, held_bytes_);
       if (reads_in_flight_++ == 0) io_busy_since_ = Clock::now();
       try {
@@ -182,7 +214,7 @@ asio::awaitable<void> Run::read_lane(Lane& lane) {
       } catch (...) {
         if (--reads_in_flight_ == 0)
           stats_.io_busy_seconds += seconds(Clock::now() - io_busy_since_);
-        held_bytes_ -= c.input.length;
+        held_bytes_ -= job.held;
         slots_->try_send(boost::system::error_code{}, slot);
         throw;
       }
@@ -190,13 +222,20 @@ asio::awaitable<void> Run::read_lane(Lane& lane) {
       job.input = buf;
     }
     stats_.bytes_read += c.input.length;
+    // A decoder that reads a sequential source itself must have it alone and
+    // in order: this lane waits until that job has ended.
+    const bool wait = (o.materialize || o.inflate) && src.sequential();
+    if (wait) job.lane = &lane;
     ++jobs_in_flight_;
     decode_node_->try_put(job);
+    if (wait) {
+      auto [ec] = co_await lane.done->async_receive(asio::as_tuple(asio::use_awaitable));
+      if (ec) co_return;  // closed: the run is stopping
+    }
   }
 }
 
 void Run::decode(Job job) {
-  namespace q = kernels::quant;
   const Chunk& c = plan_.chunks[job.chunk];
   std::uint64_t produced = 0;
   if (!stopped()) {
@@ -206,69 +245,11 @@ void Run::decode(Job job) {
       if (decoding_++ == 0) decode_idle_ += start - decode_idle_since_;
     }
     try {
-      Decoder& d = decoders_[c.output];
-      if (!d.ready.load(std::memory_order_acquire)) prepare(c, d);
-      const bool assembled = plan_.outputs[c.output].assembled;
-      std::span<std::byte> out = assembled ? d.whole_out : sink_.acquire(c);
-      if (!assembled && out.size() != c.out_bytes)
-        fail(ErrorKind::io, "sink gave an output span of the wrong size");
-      std::vector<std::byte> whole;
-      if (plan_.outputs[c.output].materialize) {
-        whole = read_tensor_bytes(catalog_, plan_.outputs[c.output].source_tensor);
-        job.input = whole.data();
-      }
-      const auto* in = reinterpret_cast<const std::uint8_t*>(job.input);
-      const std::uint64_t at =
-          c.input.offset - d.data_offset;  // byte position in the stored tensor
-      const std::size_t esz = out_size(d.out);
-      switch (d.encoding) {
-        case Encoding::gguf_blocks:
-          kernels::gguf::dequantize(d.gguf_type, job.input, c.elements / d.block_elements, d.out,
-                                    out.data());
-          break;
-        case Encoding::fp8_scaled: {
-          const std::size_t r0 = at / d.fp8->cols;
-          q::dequant_fp8(*d.fp8, r0, r0 + c.elements / d.fp8->cols, in, d.out, out.data());
-          break;
-        }
-        case Encoding::gptq: {  // input rows [i0, i1) are columns [i0, i1) of the [out, in] output
-          const std::size_t n_out = d.gptq->out_features,
-                            i0 = at / (4 * n_out) * (32 / d.gptq->bits);
-          q::dequant_gptq(
-              *d.gptq, i0, i0 + c.elements / n_out, in,
-              {out.data() + i0 * esz, d.out, q::Orientation::out_in, d.gptq->in_features});
-          break;
-        }
-        case Encoding::awq: {
-          const std::size_t n_out = d.awq->out_features, i0 = at / (n_out / 2);
-          q::dequant_awq(
-              *d.awq, i0, i0 + c.elements / n_out, in,
-              {out.data() + i0 * esz, d.out, q::Orientation::out_in, d.awq->in_features});
-          break;
-        }
-        case Encoding::bnb4:
-          q::dequant_bnb4(*d.bnb4, 2 * at, 2 * at + c.elements, in, d.out, out.data());
-          break;
-        case Encoding::bnb_int8: {
-          const std::size_t r0 = at / d.int8->cols;
-          q::dequant_bnb_int8(*d.int8, r0, r0 + c.elements / d.int8->cols, in, d.out, out.data());
-          break;
-        }
-        case Encoding::plain:
-          if (d.convert) {
-            d.convert(job.input, out.data(), c.elements);
-          } else if (c.out_bytes) {
-            std::memcpy(out.data(), job.input, c.out_bytes);
-          }
-          break;
-      }
-      produced = c.out_bytes;
-      if (!assembled) sink_.commit(c, out);
-      if (remaining_[c.output].fetch_sub(1) == 1) {
-        if (assembled) sink_.commit(d.whole, d.whole_out);
-        d.companions.clear();  // every chunk of this output is done
-        d.companions.shrink_to_fit();
-        sink_.tensor_done(c.output);
+      if (plan_.outputs[c.output].inflate) {
+        inflate_output(job);  // every chunk of the output, each reported as it is committed
+      } else {
+        decode_chunk(job);
+        produced = c.out_bytes;
       }
     } catch (...) {
       record_error(std::current_exception());
@@ -280,6 +261,172 @@ void Run::decode(Job job) {
     if (--decoding_ == 0) decode_idle_since_ = end;
   }
   asio::post(io_, [this, job, produced] { job_finished(job, produced); });
+}
+
+void Run::decode_chunk(Job& job) {
+  namespace q = kernels::quant;
+  const Chunk& c = plan_.chunks[job.chunk];
+  Decoder& d = decoders_[c.output];
+  if (!d.ready.load(std::memory_order_acquire)) prepare(c, d);
+  const bool assembled = plan_.outputs[c.output].assembled;
+  std::span<std::byte> out = assembled ? d.whole_out : sink_.acquire(c);
+  if (!assembled && out.size() != c.out_bytes)
+    fail(ErrorKind::io, "sink gave an output span of the wrong size");
+  std::vector<std::byte> whole;
+  if (plan_.outputs[c.output].materialize) {
+    whole = read_tensor_bytes(catalog_, plan_.outputs[c.output].source_tensor);
+    job.input = whole.data();
+  }
+  const auto* in = reinterpret_cast<const std::uint8_t*>(job.input);
+  const std::uint64_t at = c.input.offset - d.data_offset;  // byte position in the stored tensor
+  const std::size_t esz = out_size(d.out);
+  switch (d.encoding) {
+    case Encoding::gguf_blocks:
+      kernels::gguf::dequantize(d.gguf_type, job.input, c.elements / d.block_elements, d.out,
+                                out.data());
+      break;
+    case Encoding::fp8_scaled: {
+      const std::size_t r0 = at / d.fp8->cols;
+      q::dequant_fp8(*d.fp8, r0, r0 + c.elements / d.fp8->cols, in, d.out, out.data());
+      break;
+    }
+    case Encoding::gptq: {  // input rows [i0, i1) are columns [i0, i1) of the [out, in] output
+      const std::size_t n_out = d.gptq->out_features, i0 = at / (4 * n_out) * (32 / d.gptq->bits);
+      q::dequant_gptq(*d.gptq, i0, i0 + c.elements / n_out, in,
+                      {out.data() + i0 * esz, d.out, q::Orientation::out_in, d.gptq->in_features});
+      break;
+    }
+    case Encoding::awq: {
+      const std::size_t n_out = d.awq->out_features, i0 = at / (n_out / 2);
+      q::dequant_awq(*d.awq, i0, i0 + c.elements / n_out, in,
+                     {out.data() + i0 * esz, d.out, q::Orientation::out_in, d.awq->in_features});
+      break;
+    }
+    case Encoding::bnb4:
+      q::dequant_bnb4(*d.bnb4, 2 * at, 2 * at + c.elements, in, d.out, out.data());
+      break;
+    case Encoding::bnb_int8: {
+      const std::size_t r0 = at / d.int8->cols;
+      q::dequant_bnb_int8(*d.int8, r0, r0 + c.elements / d.int8->cols, in, d.out, out.data());
+      break;
+    }
+    case Encoding::plain:
+      if (d.convert) {
+        d.convert(job.input, out.data(), c.elements);
+      } else if (c.out_bytes) {
+        std::memcpy(out.data(), job.input, c.out_bytes);
+      }
+      break;
+  }
+  if (!assembled) sink_.commit(c, out);
+  if (remaining_[c.output].fetch_sub(1) == 1) {
+    if (assembled) sink_.commit(d.whole, d.whole_out);
+    d.companions.clear();  // every chunk of this output is done
+    d.companions.shrink_to_fit();
+    sink_.tensor_done(c.output);
+  }
+}
+
+// A streamed deflated member (OutputTensor::inflate): one zlib stream yields
+// the output's chunks in order, each inflated straight into the sink's memory
+// (or into the slot's scratch, then converted). Compressed bytes come from a
+// contiguous source in place, or are read synchronously through the source,
+// one piece at a time, into the front of the job's slot. The bytes before the
+// elements (an NPY header) and after them (the rest of a .pth storage) are
+// inflated and dropped. The stream's exact end (Inflater) and the member's
+// CRC-32 are checked before the last chunk is committed, so a corrupt member
+// never completes its tensor.
+void Run::inflate_output(Job& job) {
+  const Chunk& first = plan_.chunks[job.chunk];
+  const OutputTensor& o = plan_.outputs[first.output];
+  const TensorInfo& t = catalog_.tensors.at(o.source_tensor);
+  const Layout& layout = t.layout;
+  const Decoder& d = decoders_[first.output];
+  Source& src = *catalog_.sources.at(t.data.source);
+  const std::string what = "tensor \"" + printable(t.name) + "\"";
+  if (layout.inflated_offset > layout.inflated_size ||
+      layout.inflated_size - layout.inflated_offset < t.byte_size()) {
+    fail(ErrorKind::parse, what + ": elements past its inflated size");
+  }
+
+  std::byte* work = region_.data() + static_cast<std::size_t>(job.slot) * slot_bytes_;
+  std::byte* scratch = work + o.inflate_piece_bytes;  // converted outputs only
+  Inflater inf(t.data.length, layout.inflated_size);
+  std::uint32_t crc = 0;
+  const std::byte* in = nullptr;
+  std::uint64_t in_len = 0, in_used = 0;
+  if (const std::byte* base = src.contiguous()) {
+    in = base + t.data.offset;
+    in_len = t.data.length;
+    job.read = t.data.length;
+  }
+  // Next compressed piece, once the current one is used up.
+  const auto refill = [&] {
+    if (in_used < in_len || job.read == t.data.length) return;
+    if (stopped()) fail(ErrorKind::cancelled, "the run is stopping");
+    in_len = std::min(o.inflate_piece_bytes, t.data.length - job.read);
+    src.read_at(t.data.offset + job.read, {work, in_len});
+    in = work;
+    in_used = 0;
+    job.read += in_len;
+  };
+  // One step of the stream into dst; returns the bytes produced.
+  const auto step = [&](std::span<std::byte> dst) {
+    refill();
+    const auto p = inf.feed({in + in_used, in_len - in_used}, dst);
+    in_used += p.consumed;
+    if (p.consumed == 0 && p.produced == 0 && !inf.finished() && in_used == in_len &&
+        job.read == t.data.length) {
+      fail(ErrorKind::parse, what + ": deflate stream stalls");
+    }
+    crc = zip::crc32_update(crc, dst.first(p.produced));
+    return p.produced;
+  };
+  // Inflates into the whole of dst.
+  const auto fill = [&](std::span<std::byte> dst) {
+    while (!dst.empty()) {
+      if (inf.finished()) fail(ErrorKind::parse, what + ": deflate stream ends early");
+      dst = dst.subspan(step(dst));
+    }
+  };
+  const auto skip = [&](std::uint64_t n) {
+    std::byte dropped[16384];
+    while (n > 0) {
+      const std::size_t k = std::min<std::uint64_t>(n, sizeof dropped);
+      fill({dropped, k});
+      n -= k;
+    }
+  };
+
+  skip(layout.inflated_offset);
+  const auto& chunks = inflate_chunks_[first.output];
+  const std::size_t in_item = dtype_size(t.dtype);
+  for (std::size_t k = 0; k < chunks.size(); ++k) {
+    if (stopped()) return;
+    const Chunk& c = plan_.chunks[chunks[k]];
+    std::span<std::byte> out = sink_.acquire(c);
+    if (out.size() != c.out_bytes)
+      fail(ErrorKind::io, "sink gave an output span of the wrong size");
+    if (d.convert) {
+      const std::span<std::byte> elements(scratch, c.elements * in_item);
+      fill(elements);
+      d.convert(elements.data(), out.data(), c.elements);
+    } else {
+      fill(out);
+    }
+    if (k + 1 == chunks.size()) {
+      // The rest of the member, then the stream's end: exact sizes, CRC-32.
+      skip(layout.inflated_size - layout.inflated_offset - t.byte_size());
+      std::byte probe[64];  // Inflater fails if the stream yields more
+      while (!inf.finished()) step(probe);
+      if (layout.zip_member) {
+        zip::check_crc(src, layout.zip_member->name, layout.zip_member->crc32, crc, what);
+      }
+    }
+    sink_.commit(c, out);
+    asio::post(io_, [this, n = c.out_bytes] { chunk_done(n); });
+    if (remaining_[c.output].fetch_sub(1) == 1) sink_.tensor_done(c.output);
+  }
 }
 
 // The first chunk of an output to arrive reads its companions and, for an
@@ -412,21 +559,25 @@ void Run::load_scheme(const TensorInfo& t, Decoder& d) {
 void Run::job_finished(const Job& job, std::uint64_t bytes_out) {
   --jobs_in_flight_;
   if (job.slot >= 0) {
-    held_bytes_ -= plan_.chunks[job.chunk].input.length;
+    held_bytes_ -= job.held;
     slots_->try_send(boost::system::error_code{}, job.slot);  // fails only once closed
   }
-  if (bytes_out) {
-    bytes_done_ += bytes_out;
-    ++stats_.chunks;
-    if (opt_.progress) {
-      try {
-        opt_.progress(bytes_done_, plan_.total_out);
-      } catch (...) {
-        record_error(std::current_exception());
-      }
+  stats_.bytes_read += job.read;
+  if (job.lane) job.lane->done->try_send(boost::system::error_code{});  // fails only once closed
+  if (bytes_out) chunk_done(bytes_out);
+  maybe_finish();
+}
+
+void Run::chunk_done(std::uint64_t bytes_out) {
+  bytes_done_ += bytes_out;
+  ++stats_.chunks;
+  if (opt_.progress) {
+    try {
+      opt_.progress(bytes_done_, plan_.total_out);
+    } catch (...) {
+      record_error(std::current_exception());
     }
   }
-  maybe_finish();
 }
 
 void Run::reader_finished(std::exception_ptr e) {
@@ -459,6 +610,14 @@ RunStats Run::execute() {
       d.gguf_type = static_cast<kernels::gguf::GgmlType>(t.gguf_type);
       d.block_elements = kernels::gguf::block_info(t.gguf_type)->elements;
     }
+    if (o.inflate) {
+      // Working memory (a compressed piece, then room for one chunk's
+      // inflated elements when converting) must fit the buffer slots.
+      if (o.inflate_piece_bytes == 0 || o.inflate_piece_bytes > o.inflate_buffer_bytes ||
+          o.inflate_buffer_bytes > plan_.max_chunk_in) {
+        fail(ErrorKind::limit, "plan: inflate working memory does not fit its buffer");
+      }
+    }
     if (t.encoding != Encoding::plain || t.dtype == o.dtype) continue;
     d.convert = kernels::convert_fn(t.dtype, d.out);
     if (!d.convert) {
@@ -467,13 +626,48 @@ RunStats Run::execute() {
     }
   }
 
-  // Lanes, and the input buffer pool for sources that need reading.
-  std::vector<Lane> lanes(catalog_.sources.size());
+  // Lanes, and the input buffer pool for sources that need reading. An
+  // inflating output is one job (its first chunk) that takes a buffer slot
+  // as working memory even from a contiguous source.
+  lanes_.resize(catalog_.sources.size());
+  for (auto& lane : lanes_) lane.done = std::make_unique<DoneChannel>(io_, 1);
+  inflate_chunks_.resize(plan_.outputs.size());
   std::size_t buffered_chunks = 0;
   for (std::size_t i = 0; i < plan_.chunks.size(); ++i) {
-    const auto src = plan_.chunks[i].input.source;
-    lanes.at(src).chunks.push_back(i);
-    buffered_chunks += catalog_.sources[src]->contiguous() == nullptr;
+    const Chunk& c = plan_.chunks[i];
+    const OutputTensor& o = plan_.outputs.at(c.output);
+    if (o.inflate) {
+      const DType stored = catalog_.tensors.at(o.source_tensor).dtype;
+      if (stored != o.dtype &&
+          c.elements > (o.inflate_buffer_bytes - o.inflate_piece_bytes) / dtype_size(stored)) {
+        fail(ErrorKind::limit, "plan: a chunk of an inflating output exceeds its scratch memory");
+      }
+      auto& list = inflate_chunks_[c.output];
+      if (list.empty()) {
+        lanes_.at(c.input.source).chunks.push_back(i);
+        ++buffered_chunks;
+      }
+      list.push_back(i);
+      continue;
+    }
+    lanes_.at(c.input.source).chunks.push_back(i);
+    buffered_chunks += catalog_.sources[c.input.source]->contiguous() == nullptr;
+  }
+  // One zlib stream produces an inflating output front to back: its chunks
+  // must tile it in order.
+  for (std::size_t o = 0; o < plan_.outputs.size(); ++o) {
+    auto& list = inflate_chunks_[o];
+    std::sort(list.begin(), list.end(), [&](std::size_t a, std::size_t b) {
+      return plan_.chunks[a].out_offset < plan_.chunks[b].out_offset;
+    });
+    std::uint64_t at = 0;
+    for (std::size_t i : list) {
+      if (plan_.chunks[i].out_offset != at)
+        fail(ErrorKind::limit, "plan: chunks of an inflating output leave gaps");
+      at += plan_.chunks[i].out_bytes;
+    }
+    if (!list.empty() && at != plan_.outputs[o].bytes)
+      fail(ErrorKind::limit, "plan: chunks of an inflating output do not cover it");
   }
   std::size_t slot_count = 0;
   slots_ = std::make_unique<SlotChannel>(io_, 0);
@@ -518,7 +712,7 @@ RunStats Run::execute() {
 
   // Readers: one per sequential lane, several per random-access lane.
   guard_.emplace(io_.get_executor());
-  for (auto& lane : lanes) {
+  for (auto& lane : lanes_) {
     if (lane.chunks.empty()) continue;
     const Source& src = *catalog_.sources[plan_.chunks[lane.chunks.front()].input.source];
     const std::size_t readers = src.sequential()   ? 1

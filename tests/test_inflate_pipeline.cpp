@@ -266,6 +266,17 @@ TEST_CASE("sequential sources: the decoder reads the deflated stream in order", 
     run(cat, sink);
     check_tensors(sink, m);
   }
+  SECTION("std::istream source of unknown size, as stdin or a socket") {
+    auto text = std::make_unique<std::istringstream>(
+        std::string(reinterpret_cast<const char*>(zip.bytes.data()), zip.bytes.size()));
+    auto src = make_istream_source("stdin.npz", std::move(text));
+    REQUIRE_FALSE(src->size());
+    const Catalog cat = catalog_of(src);
+    MemorySink sink;
+    const auto r = run(cat, sink);
+    check_tensors(sink, m);
+    CHECK(r.stats.chunks == r.plan.chunks.size());
+  }
 }
 
 TEST_CASE("a deflated .pth storage viewed by two tensors: header and tail are skipped",

@@ -3,7 +3,9 @@
 
 #include <numeric>
 #include <random>
+#include <sstream>
 
+#include "io/sources.hpp"
 #include "memory_source_for_tests.hpp"
 #include "mneme/error.hpp"
 #include "src/formats/inflate.hpp"
@@ -19,6 +21,11 @@ Bytes pattern(std::size_t n, unsigned seed = 1) {
   std::mt19937 rng(seed);
   for (auto& x : b) x = static_cast<std::byte>(rng() % 7);  // compressible, not trivial
   return b;
+}
+
+std::uint16_t u16_at(const Bytes& b, std::size_t at) {
+  return static_cast<std::uint16_t>(std::to_integer<unsigned>(b[at]) |
+                                    (std::to_integer<unsigned>(b[at + 1]) << 8));
 }
 
 ErrorKind kind_of(const std::function<void()>& f) {
@@ -142,6 +149,118 @@ TEST_CASE("sequential sources: small archives parse, large ones are refused") {
   auto large = build_zip({{"m", pattern(100000)}});
   auto s2 = memory_source("l.zip", large.bytes, true);
   CHECK(kind_of([&] { zip::read_archive(*s2); }) == ErrorKind::unsupported);
+}
+
+namespace {
+
+// A stream of unknown size, as stdin or a socket is.
+SourcePtr stream_of(const Bytes& b, std::optional<std::uint64_t> size = std::nullopt) {
+  return make_istream_source("stream.zip",
+                             std::make_unique<std::istringstream>(
+                                 std::string(reinterpret_cast<const char*>(b.data()), b.size())),
+                             size);
+}
+
+std::string error_text(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return std::string(to_string(e.kind())) + ": " + e.what();
+  }
+  return "no error";
+}
+
+}  // namespace
+
+TEST_CASE("streams of unknown size: archives inside the retained prefix are walked forward") {
+  const Bytes a = pattern(3000, 1), b = pattern(20000, 2);
+  ZipMember ma{"a.npy", a};
+  ZipMember mb{"b.npy", deflate_raw(b)};
+  mb.method = 8;
+  mb.usize = b.size();
+  ZipMember mc{"c.npy", pattern(100, 3)};
+  mc.zip64 = true;
+  for (const bool zip64_end : {false, true}) {
+    INFO("zip64 end: " << zip64_end);
+    ZipOptions opt;
+    opt.zip64_end = zip64_end;
+    opt.comment = "a comment";
+    const auto z = build_zip({ma, mb, mc}, opt);
+    auto src = stream_of(z.bytes);
+    CHECK_FALSE(src->size());
+    const auto ar = zip::read_archive(*src);
+    REQUIRE(ar.entries.size() == 3);
+    CHECK(ar.directory_offset == z.cd_offset);
+    // Read twice (detection, then the parser) and the members after: all
+    // inside the retained prefix.
+    CHECK(zip::read_archive(*src).entries.size() == 3);
+    CHECK(zip::read_member(*src, *ar.find("a.npy"), 1 << 20) == a);
+    CHECK(zip::read_member(*src, *ar.find("b.npy"), 1 << 20) == b);
+  }
+  SECTION("empty archive") {
+    CHECK(zip::read_archive(*stream_of(build_zip({}).bytes)).entries.empty());
+  }
+  SECTION("NumPy's local ZIP64 extra, sizes saturated") {
+    ZipMember m{"a.npy", a};
+    m.align = 64;  // a local extra field of 25 bytes to hold the ZIP64 one
+    auto z = build_zip({m});
+    const std::size_t extra = z.local[0] + 30 + 5;
+    REQUIRE(u16_at(z.bytes, z.local[0] + 28) >= 20);
+    patch_le(z.bytes, extra, 0x0001, 2);
+    patch_le(z.bytes, extra + 4, a.size(), 8);
+    patch_le(z.bytes, extra + 12, a.size(), 8);
+    patch_le(z.bytes, z.local[0] + 18, 0xFFFFFFFF, 4);
+    patch_le(z.bytes, z.local[0] + 22, 0xFFFFFFFF, 4);
+    auto src = stream_of(z.bytes);
+    const auto ar = zip::read_archive(*src);
+    REQUIRE(ar.entries.size() == 1);
+    CHECK(zip::read_member(*src, ar.entries[0], 1 << 20) == a);
+  }
+}
+
+TEST_CASE("streams of unknown size: what cannot be walked is refused with the reason") {
+  SECTION("sizes in data descriptors (PyTorch)") {
+    ZipMember m{"archive/data.pkl", pattern(100)};
+    m.torch_style = true;
+    const auto msg = error_text([&] { zip::read_archive(*stream_of(build_zip({m}).bytes)); });
+    CHECK(msg.rfind("unsupported", 0) == 0);
+    CHECK(msg.find("data descriptor") != std::string::npos);
+    CHECK(msg.find("random-access source") != std::string::npos);
+  }
+  SECTION("an archive that ends past the retained prefix") {
+    const auto msg = error_text([&] {
+      zip::read_archive(*stream_of(build_zip({{"m", pattern(100000)}}).bytes));
+    });
+    CHECK(msg.rfind("unsupported", 0) == 0);
+    CHECK(msg.find("stream") != std::string::npos);
+  }
+  SECTION("a known size past the retained prefix") {
+    const auto z = build_zip({{"m", pattern(100000)}});
+    CHECK(kind_of([&] { zip::read_archive(*stream_of(z.bytes, z.bytes.size())); }) ==
+          ErrorKind::unsupported);
+  }
+  SECTION("a local size that points past the prefix") {
+    auto z = build_zip({{"m", pattern(100)}});
+    patch_le(z.bytes, z.local[0] + 18, 0x7FFFFFFF, 4);
+    CHECK(kind_of([&] { zip::read_archive(*stream_of(z.bytes)); }) == ErrorKind::unsupported);
+  }
+  SECTION("saturated local sizes without a ZIP64 extra") {
+    auto z = build_zip({{"m", pattern(100)}});
+    patch_le(z.bytes, z.local[0] + 18, 0xFFFFFFFF, 4);
+    CHECK(kind_of([&] { zip::read_archive(*stream_of(z.bytes)); }) == ErrorKind::parse);
+  }
+  SECTION("garbage where a record should start") {
+    auto z = build_zip({{"m", pattern(100)}});
+    patch_le(z.bytes, z.local[0] + 18, 50, 4);  // lands inside the data
+    patch_le(z.bytes, z.local[0] + 22, 50, 4);
+    CHECK(kind_of([&] { zip::read_archive(*stream_of(z.bytes)); }) == ErrorKind::parse);
+  }
+  SECTION("a stream that ends inside the walk") {
+    auto z = build_zip({{"m", pattern(100)}});
+    z.bytes.resize(z.bytes.size() - 10);
+    const ErrorKind k = kind_of([&] { zip::read_archive(*stream_of(z.bytes)); });
+    CHECK((k == ErrorKind::io || k == ErrorKind::parse));
+  }
 }
 
 TEST_CASE("the archive reader reads only the end records and the directory") {

@@ -41,7 +41,7 @@ constexpr std::uint64_t kEnd64Size = 56;
 constexpr std::uint64_t kCentralSize = 46;
 constexpr std::uint64_t kLocalSize = 30;
 constexpr std::uint64_t kMaxComment = 65535;
-constexpr std::uint64_t kSequentialPrefix = 64 * 1024;
+constexpr std::uint64_t kSequentialPrefix = kRetainedPrefix;
 
 [[noreturn]] void bad(const Source& src, const std::string& why) {
   fail(ErrorKind::parse, "zip " + printable(src.name()) + ": " + why);
@@ -215,6 +215,103 @@ struct Parsed {
   std::uint64_t name_len = 0;
 };
 
+// Why a zip archive cannot come from a stream beyond its re-readable prefix.
+[[noreturn]] void refuse_stream(const Source& src) {
+  fail(ErrorKind::unsupported,
+       "zip " + printable(src.name()) + ": a zip archive larger than the " +
+           std::to_string(kSequentialPrefix / 1024) +
+           " KiB a stream keeps re-readable cannot be read from a stream: its list of members "
+           "is at its end, and reaching it means consuming the member data before the pipeline "
+           "can read it; read it from a file or a range-capable source");
+}
+
+// A sequential source of unknown size (a pipe, a socket): finds where the
+// archive ends by walking it forward from offset 0, as it was written: local
+// headers, sized from the local header (ZIP64 extra when saturated), then the
+// central directory headers, the ZIP64 end record and locator, and the end
+// record with its comment. Every byte it reads lies in the retained prefix,
+// so the directory parse and the pipeline can read them again; an archive
+// that does not end inside it is refused. A member whose sizes follow its data
+// (flag bit 3, as PyTorch writes) cannot be skipped without inflating or
+// scanning it, and is refused. The result only locates the end records: the
+// directory they name is then validated as for any other source.
+std::uint64_t walk_to_end(Source& src, const Limits& limits) {
+  std::uint64_t pos = 0;
+  const auto read = [&](std::uint64_t at, std::uint64_t n) {
+    if (at > kSequentialPrefix || kSequentialPrefix - at < n) refuse_stream(src);
+    return read_bytes(src, at, n);
+  };
+  enum class Phase { local, central, end64, locator } phase = Phase::local;
+  std::uint64_t members = 0;
+  for (;;) {
+    const std::uint32_t sig = u32(read(pos, 4).data());
+    if (phase == Phase::local && sig == kLocalSig) {
+      const auto h = read(pos, kLocalSize);
+      const std::uint16_t flags = u16(h.data() + 6);
+      const std::uint64_t name_len = u16(h.data() + 26), extra_len = u16(h.data() + 28);
+      const auto rest = read(pos + kLocalSize, name_len + extra_len);
+      const std::string name(reinterpret_cast<const char*>(rest.data()), name_len);
+      if (flags & 0x08) {
+        fail(ErrorKind::unsupported,
+             "zip " + printable(src.name()) + ": member " + printable(name) +
+                 " keeps its sizes in a data descriptor after its data; "
+                 "a zip with data descriptors needs a random-access source");
+      }
+      if (++members > limits.max_entries) {
+        fail(ErrorKind::limit, "zip " + printable(src.name()) + ": more than " +
+                                   std::to_string(limits.max_entries) + " entries");
+      }
+      std::uint64_t csize = u32(h.data() + 18);
+      const std::uint64_t usize = u32(h.data() + 22);
+      if (csize == 0xFFFFFFFF || usize == 0xFFFFFFFF) {
+        // A local ZIP64 extra holds both sizes, uncompressed first (APPNOTE 4.5.3).
+        bool found = false;
+        for (std::uint64_t at = name_len; at + 4 <= name_len + extra_len;) {
+          const std::uint16_t id = u16(rest.data() + at);
+          const std::uint64_t len = u16(rest.data() + at + 2);
+          if (len > name_len + extra_len - at - 4) break;
+          if (id == 0x0001) {
+            if (len < 16) bad(src, "local ZIP64 extra field too short in " + printable(name));
+            csize = u64(rest.data() + at + 4 + 8);
+            found = true;
+            break;
+          }
+          at += 4 + len;
+        }
+        if (!found) bad(src, "saturated local sizes without a ZIP64 extra in " + printable(name));
+      }
+      pos = checked_add(checked_add(pos, kLocalSize + name_len + extra_len, "zip walk"), csize,
+                        "zip walk");
+      continue;
+    }
+    if ((phase == Phase::local || phase == Phase::central) && sig == kCentralSig) {
+      phase = Phase::central;
+      const auto h = read(pos, kCentralSize);
+      pos += kCentralSize + u16(h.data() + 28) + u16(h.data() + 30) + u16(h.data() + 32);
+      continue;
+    }
+    if ((phase == Phase::local || phase == Phase::central) && sig == kEnd64Sig) {
+      phase = Phase::end64;
+      const auto h = read(pos, 12);
+      pos = checked_add(checked_add(pos, 12, "zip walk"), u64(h.data() + 4), "zip walk");
+      continue;
+    }
+    if (phase == Phase::end64 && sig == kLocator64Sig) {
+      phase = Phase::locator;
+      pos += kLocatorSize;
+      continue;
+    }
+    if (phase != Phase::end64 && sig == kEndSig) {
+      const auto h = read(pos, kEndSize);
+      const std::uint64_t end = pos + kEndSize + u16(h.data() + 20);
+      read(pos + kEndSize, end - pos - kEndSize);  // the comment: the archive ends after it
+      return end;
+    }
+    bad(src, "unexpected record signature at offset " + std::to_string(pos) +
+                 " while reading the archive forward");
+  }
+}
+
 }  // namespace
 
 const Entry* Archive::find(std::string_view name) const {
@@ -226,12 +323,20 @@ const Entry* Archive::find(std::string_view name) const {
 }
 
 Archive read_archive(Source& src, const Limits& limits) {
-  const auto size_opt = src.size();
-  if (src.sequential() && (!size_opt || *size_opt > kSequentialPrefix)) {
-    fail(ErrorKind::unsupported,
-         "zip " + printable(src.name()) +
-             ": a zip archive's directory is at its end; read it from a file or a "
-             "range-capable source, not a stream");
+  // Zip from a stream (stdin, a pipe, TCP). The directory is at the end and
+  // the pipeline reads a sequential source once, in ascending order, keeping
+  // only its first kRetainedPrefix bytes re-readable. Walking the local
+  // headers forward instead would not help past that prefix: a member's data
+  // must be read (and dropped) to reach the next header, so the catalog could
+  // only be complete once every weight byte had gone by; the plan (and a file
+  // sink's header) needs every tensor before the first chunk. Streaming those
+  // would mean a pipeline that discovers tensors as it reads, or holding the
+  // data (twice the memory): so only archives that end inside the prefix are
+  // read from a stream, found by a forward walk when the size is unknown.
+  auto size_opt = src.size();
+  if (src.sequential()) {
+    if (size_opt && *size_opt > kSequentialPrefix) refuse_stream(src);
+    if (!size_opt) size_opt = walk_to_end(src, limits);
   }
   if (!size_opt) {
     fail(ErrorKind::unsupported, "zip " + printable(src.name()) + ": source size unknown");

@@ -64,7 +64,11 @@ struct Archive {
 
 // Reads and validates the end records and the central directory. Sequential
 // sources are refused (Error{unsupported}) unless the whole archive lies in
-// their re-readable prefix (64 KiB), because the directory is at the end.
+// their re-readable prefix (64 KiB), because the directory is at the end;
+// when a stream's size is unknown, its end is found by walking the local
+// headers forward inside that prefix (members with data descriptors, as
+// PyTorch writes them, are refused there). zip.cpp's read_archive says why
+// larger archives cannot stream.
 Archive read_archive(Source& source, const Limits& limits = {});
 
 // Absolute offset of an entry's data, from its local header: checks the

@@ -50,9 +50,14 @@ std::vector<std::uint8_t> f16_scales(std::size_t n) {
   return b;
 }
 
-std::vector<std::uint8_t>& out_buffer() {
-  static std::vector<std::uint8_t> out(kN * 4, 1);  // touched once, reused
-  return out;
+// 64-byte aligned like the pipeline's page-aligned slots (the kernels stream
+// large outputs only to cache-line aligned rows); a std::vector this large
+// comes from mmap at page + 16.
+std::uint8_t* out_buffer() {
+  static std::vector<std::uint8_t> out(kN * 4 + 64, 1);  // touched once, reused
+  static std::uint8_t* const aligned =
+      out.data() + (64 - reinterpret_cast<std::uintptr_t>(out.data()) % 64) % 64;
+  return aligned;
 }
 
 void finish(benchmark::State& state, std::size_t in_bytes, OutType ot) {
@@ -68,9 +73,9 @@ OutType out_arg(const benchmark::State& state) {
 
 void BM_memcpy_bf16(benchmark::State& state) {
   static const std::vector<std::uint8_t> src = random_bytes(kN * 2, 1);
-  auto& dst = out_buffer();
+  std::uint8_t* dst = out_buffer();
   for (auto _ : state) {
-    std::memcpy(dst.data(), src.data(), kN * 2);
+    std::memcpy(dst, src.data(), kN * 2);
     benchmark::ClobberMemory();
   }
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * kN * 4));
@@ -87,7 +92,7 @@ void BM_fp8_e4m3_block128(benchmark::State& state) {
   t.scales = q::Bytes(s.data(), s.size());
   const OutType ot = out_arg(state);
   for (auto _ : state) {
-    q::dequant_fp8(t, 0, kIn, w.data(), ot, out_buffer().data());
+    q::dequant_fp8(t, 0, kIn, w.data(), ot, out_buffer());
     benchmark::ClobberMemory();
   }
   finish(state, kN, ot);
@@ -111,7 +116,7 @@ void BM_gptq(benchmark::State& state) {
   const OutType ot = out_arg(state);
   const auto orient = state.range(2) == 0 ? q::Orientation::in_out : q::Orientation::out_in;
   for (auto _ : state) {
-    q::dequant_gptq(t, 0, kIn, qweight.data(), q::MatrixOut{out_buffer().data(), ot, orient, 0});
+    q::dequant_gptq(t, 0, kIn, qweight.data(), q::MatrixOut{out_buffer(), ot, orient, 0});
     benchmark::ClobberMemory();
   }
   finish(state, qweight.size(), ot);
@@ -131,7 +136,7 @@ void BM_awq(benchmark::State& state) {
   const OutType ot = out_arg(state);
   const auto orient = state.range(1) == 0 ? q::Orientation::in_out : q::Orientation::out_in;
   for (auto _ : state) {
-    q::dequant_awq(t, 0, kIn, qweight.data(), q::MatrixOut{out_buffer().data(), ot, orient, 0});
+    q::dequant_awq(t, 0, kIn, qweight.data(), q::MatrixOut{out_buffer(), ot, orient, 0});
     benchmark::ClobberMemory();
   }
   finish(state, qweight.size(), ot);
@@ -163,7 +168,7 @@ void BM_bnb_nf4(benchmark::State& state) {
   }
   const OutType ot = out_arg(state);
   for (auto _ : state) {
-    q::dequant_bnb4(t, 0, kN, w.data(), ot, out_buffer().data());
+    q::dequant_bnb4(t, 0, kN, w.data(), ot, out_buffer());
     benchmark::ClobberMemory();
   }
   finish(state, kN / 2 + t.absmax.size(), ot);
@@ -178,7 +183,7 @@ void BM_bnb_int8(benchmark::State& state) {
   t.scb = q::Bytes(reinterpret_cast<const std::uint8_t*>(scb.data()), 4 * kIn);
   const OutType ot = out_arg(state);
   for (auto _ : state) {
-    q::dequant_bnb_int8(t, 0, kIn, w.data(), ot, out_buffer().data());
+    q::dequant_bnb_int8(t, 0, kIn, w.data(), ot, out_buffer());
     benchmark::ClobberMemory();
   }
   finish(state, kN, ot);

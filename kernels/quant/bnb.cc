@@ -26,7 +26,7 @@ inline float bnb4_element(const Bnb4Tensor& t, const std::uint8_t* in, std::size
   return detail::load_scale(DType::f32, t.quant_map.data(), code) * absmax;
 }
 
-template <OutType kOut>
+template <OutType kOut, bool kStream>
 void Bnb4(const Bnb4Tensor& t, std::size_t e0, std::size_t e1, const std::uint8_t* in, void* out) {
 #if HWY_TARGET == HWY_SCALAR
   for (std::size_t e = e0; e < e1; ++e) {
@@ -49,13 +49,15 @@ void Bnb4(const Bnb4Tensor& t, std::size_t e0, std::size_t e1, const std::uint8_
   std::memcpy(map, t.quant_map.data(), 64);
   hn::Vec<decltype(df)> tables[16];
   for (std::size_t k = 0; k < n_tables; ++k) tables[k] = hn::Load(df, map + k * N);
+  bool map_nan = false;  // a NaN map entry keeps the NaN test on (see Bf16Bits)
+  for (std::size_t k = 0; k < 16; ++k) map_nan |= map[k] != map[k];
   const auto lane_mask = hn::Set(di, static_cast<std::int32_t>((N >= 16 ? 16 : N) - 1));
   for (std::size_t b0 = e0; b0 < e1; b0 += t.block_size) {
     const std::size_t b1 = b0 + t.block_size < e1 ? b0 + t.block_size : e1;
     const float absmax = detail::bnb4_absmax(t, b0 / t.block_size);
     const auto vabs = hn::Set(df, absmax);
-    std::size_t e = b0;
-    for (; e + N <= b1; e += N) {
+    // Lanes(df) values from element e.
+    auto value = [&](std::size_t e) MNEME_QUANT_INLINE_LAMBDA {
       const auto bytes = hn::PromoteTo(dh16, hn::LoadU(dh8, in + (e - e0) / 2));
       const auto pairs = hn::Or(hn::ShiftRight<4>(bytes),
                                 hn::ShiftLeft<8>(hn::And(bytes, hn::Set(dh16, 0xF))));
@@ -67,14 +69,22 @@ void Bnb4(const Bnb4Tensor& t, std::size_t e0, std::size_t e1, const std::uint8_
                                                         hn::Set(di, static_cast<std::int32_t>(k))));
         v = hn::IfThenElse(in_table, hn::TableLookupLanes(tables[k], idx), v);
       }
-      StoreOut<kOut>(df, hn::Mul(v, vabs), out, e - e0);
-    }
+      return hn::Mul(v, vabs);
+    };
+    std::size_t e = b0;
+    WithNaN<kOut>(map_nan || absmax != absmax, [&]<bool kNaN>() {
+      for (; e + 2 * N <= b1; e += 2 * N) {
+        const auto a = value(e);
+        StoreOut2<kOut, kStream, kNaN>(df, a, value(e + N), out, e - e0);
+      }
+      for (; e + N <= b1; e += N) StoreOut<kOut, false, kNaN>(df, value(e), out, e - e0);
+    });
     for (; e < b1; ++e) detail::store_out(kOut, out, e - e0, bnb4_element(t, in, e0, e, absmax));
   }
 #endif
 }
 
-template <OutType kOut>
+template <OutType kOut, bool kStream>
 void BnbInt8(const BnbInt8Tensor& t, std::size_t r0, std::size_t r1, const std::uint8_t* in,
              void* out) {
   const hn::ScalableTag<float> df;
@@ -88,11 +98,18 @@ void BnbInt8(const BnbInt8Tensor& t, std::size_t r0, std::size_t r1, const std::
     const float scb = detail::load_scale(DType::f32, t.scb.data(), r);
     const auto vscb = hn::Set(df, scb);
     const std::size_t base = (r - r0) * t.cols;
-    std::size_t c = 0;
-    for (; c + N <= t.cols; c += N) {
+    auto value = [&](std::size_t c) MNEME_QUANT_INLINE_LAMBDA {
       const auto x = hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, w + base + c)));
-      StoreOut<kOut>(df, hn::Mul(hn::Mul(x, vscb), vinv), out, base + c);
-    }
+      return hn::Mul(hn::Mul(x, vscb), vinv);
+    };
+    std::size_t c = 0;
+    WithNaN<kOut>(scb != scb, [&]<bool kNaN>() {
+      for (; c + 2 * N <= t.cols; c += 2 * N) {
+        const auto a = value(c);
+        StoreOut2<kOut, kStream, kNaN>(df, a, value(c + N), out, base + c);
+      }
+      for (; c + N <= t.cols; c += N) StoreOut<kOut, false, kNaN>(df, value(c), out, base + c);
+    });
     for (; c < t.cols; ++c) {
       const float scaled = static_cast<float>(w[base + c]) * scb;
       detail::store_out(kOut, out, base + c, scaled * inv127);
@@ -104,12 +121,20 @@ void BnbInt8(const BnbInt8Tensor& t, std::size_t r0, std::size_t r1, const std::
 
 void DequantBnb4(const Bnb4Tensor& t, std::size_t e0, std::size_t e1, const std::uint8_t* in,
                  OutType out_type, void* out) {
-  WithOutType(out_type, [&]<OutType kOut>() { Bnb4<kOut>(t, e0, e1, in, out); });
+  const std::size_t osize = out_size(out_type);
+  const bool stream = UseStream(out, (e1 - e0) * osize, t.block_size * osize);
+  WithOutType(out_type, [&]<OutType kOut>() {
+    WithStream(stream, [&]<bool kStream>() { Bnb4<kOut, kStream>(t, e0, e1, in, out); });
+  });
 }
 
 void DequantBnbInt8(const BnbInt8Tensor& t, std::size_t r0, std::size_t r1,
                     const std::uint8_t* in, OutType out_type, void* out) {
-  WithOutType(out_type, [&]<OutType kOut>() { BnbInt8<kOut>(t, r0, r1, in, out); });
+  const std::size_t osize = out_size(out_type);
+  const bool stream = UseStream(out, (r1 - r0) * t.cols * osize, t.cols * osize);
+  WithOutType(out_type, [&]<OutType kOut>() {
+    WithStream(stream, [&]<bool kStream>() { BnbInt8<kOut, kStream>(t, r0, r1, in, out); });
+  });
 }
 
 }  // namespace mneme::kernels::quant::HWY_NAMESPACE

@@ -19,7 +19,7 @@ namespace mneme::kernels::quant::HWY_NAMESPACE {
 namespace {
 
 // Decodes n consecutive FP8 bytes sharing one scale.
-template <OutType kOut, bool kE5M2>
+template <OutType kOut, bool kE5M2, bool kStream, bool kNaN>
 void Fp8Run(const std::uint8_t* HWY_RESTRICT in, std::size_t n, float scale, void* out) {
   const hn::ScalableTag<float> df;
   const hn::RebindToUnsigned<decltype(df)> du;
@@ -27,8 +27,8 @@ void Fp8Run(const std::uint8_t* HWY_RESTRICT in, std::size_t n, float scale, voi
   const hn::Rebind<std::uint8_t, decltype(df)> d8;
   const std::size_t N = hn::Lanes(df);
   const auto vscale = hn::Set(df, scale);
-  std::size_t i = 0;
-  for (; i + N <= n; i += N) {
+  // Lanes(df) widened values from in + i, scaled.
+  auto value = [&](std::size_t i) MNEME_QUANT_INLINE_LAMBDA {
     const auto b = hn::PromoteTo(d16, hn::LoadU(d8, in + i));
     hn::Vec<decltype(df)> w;
     if constexpr (kE5M2) {
@@ -42,33 +42,47 @@ void Fp8Run(const std::uint8_t* HWY_RESTRICT in, std::size_t n, float scale, voi
                                hn::BitCast(df, hn::Set(du, 0x7FC00000u)));
       w = hn::IfThenElse(is_nan, qnan, w);
     }
-    StoreOut<kOut>(df, hn::Mul(w, vscale), out, i);
+    return hn::Mul(w, vscale);
+  };
+  std::size_t i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    const auto a = value(i);
+    StoreOut2<kOut, kStream, kNaN>(df, a, value(i + N), out, i);
   }
+  for (; i + N <= n; i += N) StoreOut<kOut, false, kNaN>(df, value(i), out, i);
   for (; i < n; ++i) {
     const float w = kE5M2 ? detail::f32_from_e5m2(in[i]) : detail::f32_from_e4m3(in[i]);
     detail::store_out(kOut, out, i, w * scale);
   }
 }
 
-template <OutType kOut, bool kE5M2>
+// Only a NaN scale makes a NaN whose low bits the BF16 rounding would disturb
+// (FP8 NaNs widen with zero low bits; see Bf16Bits).
+template <OutType kOut, bool kE5M2, bool kStream>
+void Fp8Run(const std::uint8_t* HWY_RESTRICT in, std::size_t n, float scale, void* out) {
+  WithNaN<kOut>(scale != scale,
+                [&]<bool kNaN>() { Fp8Run<kOut, kE5M2, kStream, kNaN>(in, n, scale, out); });
+}
+
+template <OutType kOut, bool kE5M2, bool kStream>
 void Fp8Rows(const Fp8Tensor& t, const detail::Fp8Plan& p, std::size_t r0, std::size_t r1,
              const std::uint8_t* in, void* out) {
   auto* o = static_cast<std::uint8_t*>(out);
   const std::size_t osize = out_size(kOut);
   if (t.scaling == Fp8Scaling::per_tensor) {
-    Fp8Run<kOut, kE5M2>(in, (r1 - r0) * t.cols, detail::fp8_scale(t, p, 0, 0), o);
+    Fp8Run<kOut, kE5M2, kStream>(in, (r1 - r0) * t.cols, detail::fp8_scale(t, p, 0, 0), o);
     return;
   }
   for (std::size_t r = r0; r < r1; ++r) {
     const std::uint8_t* row = in + (r - r0) * t.cols;
     std::uint8_t* orow = o + (r - r0) * t.cols * osize;
     if (t.scaling == Fp8Scaling::per_channel) {
-      Fp8Run<kOut, kE5M2>(row, t.cols, detail::fp8_scale(t, p, r, 0), orow);
+      Fp8Run<kOut, kE5M2, kStream>(row, t.cols, detail::fp8_scale(t, p, r, 0), orow);
       continue;
     }
     for (std::size_t c0 = 0, cb = 0; c0 < t.cols; c0 += t.block_cols, ++cb) {
       const std::size_t n = t.cols - c0 < t.block_cols ? t.cols - c0 : t.block_cols;
-      Fp8Run<kOut, kE5M2>(row + c0, n, detail::fp8_scale(t, p, r, cb), orow + c0 * osize);
+      Fp8Run<kOut, kE5M2, kStream>(row + c0, n, detail::fp8_scale(t, p, r, cb), orow + c0 * osize);
     }
   }
 }
@@ -77,12 +91,22 @@ void Fp8Rows(const Fp8Tensor& t, const detail::Fp8Plan& p, std::size_t r0, std::
 
 void DequantFp8(const Fp8Tensor& t, const detail::Fp8Plan& p, std::size_t r0, std::size_t r1,
                 const std::uint8_t* in, OutType out_type, void* out) {
+  // Every run of one scale (row, block) starts on a cache line, or no streaming.
+  const std::size_t osize = out_size(out_type);
+  const std::size_t pitch = t.scaling == Fp8Scaling::per_tensor ? 0
+                            : t.scaling == Fp8Scaling::per_channel
+                                ? t.cols * osize
+                            : (t.cols * osize) % 64 == 0 ? t.block_cols * osize
+                                                         : 1;
+  const bool stream = UseStream(out, (r1 - r0) * t.cols * osize, pitch);
   WithOutType(out_type, [&]<OutType kOut>() {
-    if (t.format == Fp8Format::e5m2) {
-      Fp8Rows<kOut, true>(t, p, r0, r1, in, out);
-    } else {
-      Fp8Rows<kOut, false>(t, p, r0, r1, in, out);
-    }
+    WithStream(stream, [&]<bool kStream>() {
+      if (t.format == Fp8Format::e5m2) {
+        Fp8Rows<kOut, true, kStream>(t, p, r0, r1, in, out);
+      } else {
+        Fp8Rows<kOut, false, kStream>(t, p, r0, r1, in, out);
+      }
+    });
   });
 }
 

@@ -14,8 +14,15 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "hwy/cache_control.h"
 #include "hwy/highway.h"
 #include "mneme/dtype.hpp"
+
+// Kernels' per-vector lambdas must inline: a call per vector reloads every
+// constant (measured: GPTQ [out, in] spent half its time in the call).
+#ifndef MNEME_QUANT_INLINE_LAMBDA
+#define MNEME_QUANT_INLINE_LAMBDA __attribute__((always_inline))
+#endif
 
 HWY_BEFORE_NAMESPACE();
 namespace mneme::kernels::quant::HWY_NAMESPACE {
@@ -55,19 +62,25 @@ HWY_INLINE hn::Vec<DF> WidenF16(DF df, V16 h) {
 #endif
 }
 
-// f32 -> BF16 bits in the low half of u32 lanes: RNE, NaN kept quiet.
-template <class DF>
+// f32 -> BF16 bits in the low half of i32 lanes, sign-extended (so a signed
+// saturating demote keeps them): RNE, NaN kept quiet.
+// kMayNaN = false skips the NaN test where the caller knows every NaN lane
+// already reads as its BF16 result after rounding: a quiet NaN whose low 16
+// bits are zero, which is what the kernels' products make unless a scale
+// itself is NaN (integers, FP8 and F16-widened values times a non-NaN scale).
+template <bool kMayNaN = true, class DF>
 HWY_INLINE hn::Vec<hn::RebindToSigned<DF>> Bf16Bits(DF df, hn::Vec<DF> v) {
   const hn::RebindToUnsigned<DF> du;
   const hn::RebindToSigned<DF> di;
   const auto b = hn::BitCast(du, v);
-  const auto hi = hn::ShiftRight<16>(b);
-  const auto rounded =
-      hn::ShiftRight<16>(hn::Add(hn::Add(b, hn::Set(du, 0x7FFFu)), hn::And(hi, hn::Set(du, 1u))));
-  const auto abs = hn::BitCast(di, hn::And(b, hn::Set(du, 0x7FFFFFFFu)));
-  const auto is_nan = hn::Gt(abs, hn::Set(di, 0x7F800000));
-  return hn::BitCast(di, hn::IfThenElse(hn::RebindMask(du, is_nan),
-                                        hn::Or(hi, hn::Set(du, 0x40u)), rounded));
+  // No carry reaches bit 31 for a non-NaN input (the largest, -Inf, is 0xFF800000).
+  auto r = hn::Add(hn::Add(b, hn::Set(du, 0x7FFFu)), hn::And(hn::ShiftRight<16>(b), hn::Set(du, 1u)));
+  if constexpr (kMayNaN) {
+    // IsNaN is an unordered compare (one instruction on x86), unlike Ne(v, v).
+    r = hn::IfThenElse(hn::RebindMask(du, hn::IsNaN(v)), hn::Or(b, hn::Set(du, 0x00400000u)), r);
+  }
+  (void)df;
+  return hn::ShiftRight<16>(hn::BitCast(di, r));
 }
 
 #if !MNEME_QUANT_HAVE_F16C
@@ -97,25 +110,100 @@ HWY_INLINE hn::Vec<hn::RebindToSigned<DF>> F16Bits(DF df, hn::Vec<DF> v) {
 }
 #endif
 
+// Non-temporal stores (kStream) skip the read-for-ownership of every output
+// line, the largest cost of a kernel whose output is well beyond the caches.
+// Only on AVX2 and wider and only for whole vectors of 16 bytes or more (x86's
+// Stream writes a whole register); the caller guarantees alignment.
+#if HWY_TARGET <= HWY_AVX2
+inline constexpr bool kCanStream = true;
+#else
+inline constexpr bool kCanStream = false;
+#endif
+// Below this many output bytes per call the consumer likely still finds the
+// output cached (the GGUF kernels' threshold).
+inline constexpr std::size_t kStreamMinBytes = std::size_t{8} << 20;
+
+// Whether to stream an output of out_bytes at `out` whose contiguous runs start
+// every pitch_bytes (rows, blocks): every run must start on a cache line.
+HWY_INLINE bool UseStream(const void* out, std::size_t out_bytes, std::size_t pitch_bytes) {
+  return kCanStream && out_bytes >= kStreamMinBytes &&
+         reinterpret_cast<std::uintptr_t>(out) % 64 == 0 && pitch_bytes % 64 == 0;
+}
+
+// Calls f.template operator()<kStream>(), then orders the non-temporal stores
+// before whatever follows (the pipeline hands the output to another thread).
+template <class F>
+HWY_INLINE void WithStream(bool stream, F&& f) {
+  if (kCanStream && stream) {
+    f.template operator()<kCanStream>();
+    hwy::FlushStream();
+  } else {
+    f.template operator()<false>();
+  }
+}
+
+template <bool kStream, class D>
+HWY_INLINE void Put(D d, hn::Vec<D> v, hn::TFromD<D>* p) {
+  if constexpr (kStream && kCanStream && hn::MaxLanes(D()) * sizeof(hn::TFromD<D>) >= 16) {
+    hn::Stream(v, d, p);
+  } else {
+    hn::StoreU(v, d, p);
+  }
+}
+
 // Stores Lanes(df) f32 results to out + i (elements of the output type).
-template <OutType kOut, class DF>
+template <OutType kOut, bool kStream = false, bool kMayNaN = true, class DF>
 HWY_INLINE void StoreOut(DF df, hn::Vec<DF> v, void* out, std::size_t i) {
   if constexpr (kOut == OutType::f32) {
-    hn::StoreU(v, df, static_cast<float*>(out) + i);
+    Put<kStream>(df, v, static_cast<float*>(out) + i);
   } else {
     const hn::Rebind<std::uint16_t, DF> d16;
     auto* dst = static_cast<std::uint16_t*>(out) + i;
     if constexpr (kOut == OutType::bf16) {
-      hn::StoreU(hn::DemoteTo(d16, Bf16Bits(df, v)), d16, dst);
+      const hn::Rebind<std::int16_t, DF> di16;
+      Put<kStream>(d16, hn::BitCast(d16, hn::DemoteTo(di16, Bf16Bits<kMayNaN>(df, v))), dst);
     } else {
 #if MNEME_QUANT_HAVE_F16C
       const hn::Rebind<hwy::float16_t, DF> dh;
-      hn::StoreU(hn::BitCast(d16, hn::DemoteTo(dh, v)), d16, dst);
+      Put<kStream>(d16, hn::BitCast(d16, hn::DemoteTo(dh, v)), dst);
 #else
-      hn::StoreU(hn::DemoteTo(d16, F16Bits(df, v)), d16, dst);
+      Put<kStream>(d16, hn::DemoteTo(d16, F16Bits(df, v)), dst);
 #endif
     }
   }
+}
+
+// Stores 2 * Lanes(df) f32 results (a, then b) to out + i. BF16 narrows both
+// vectors in one signed pack (one shuffle fewer per vector, one store).
+template <OutType kOut, bool kStream = false, bool kMayNaN = true, class DF>
+HWY_INLINE void StoreOut2(DF df, hn::Vec<DF> a, hn::Vec<DF> b, void* out, std::size_t i) {
+#if HWY_TARGET == HWY_SCALAR
+  StoreOut<kOut, kStream, kMayNaN>(df, a, out, i);
+  StoreOut<kOut, kStream, kMayNaN>(df, b, out, i + 1);
+#else
+  if constexpr (kOut == OutType::bf16) {
+    const hn::Repartition<std::int16_t, DF> di16;  // 2 * Lanes(df) lanes
+    const hn::RebindToUnsigned<decltype(di16)> du16;
+    auto packed = hn::ReorderDemote2To(di16, Bf16Bits<kMayNaN>(df, a), Bf16Bits<kMayNaN>(df, b));
+    // x86 packs within 128-bit blocks: put a's blocks before b's.
+    if constexpr (hn::MaxLanes(decltype(di16)()) * 2 > 16) {
+#if HWY_TARGET == HWY_AVX2
+      packed = decltype(packed){_mm256_permute4x64_epi64(packed.raw, 0xD8)};
+#else
+      const hn::Repartition<std::uint64_t, DF> d64;
+      constexpr std::size_t n64 = hn::MaxLanes(decltype(d64)());
+      HWY_ALIGN std::uint64_t idx[n64];
+      for (std::size_t l = 0; l < n64; ++l) idx[l] = l < n64 / 2 ? 2 * l : 2 * (l - n64 / 2) + 1;
+      packed = hn::BitCast(
+          di16, hn::TableLookupLanes(hn::BitCast(d64, packed), hn::SetTableIndices(d64, idx)));
+#endif
+    }
+    Put<kStream>(du16, hn::BitCast(du16, packed), static_cast<std::uint16_t*>(out) + i);
+  } else {
+    StoreOut<kOut, kStream, kMayNaN>(df, a, out, i);
+    StoreOut<kOut, kStream, kMayNaN>(df, b, out, i + hn::Lanes(df));
+  }
+#endif
 }
 
 // Loads Lanes(df) consecutive F32/BF16/F16 scales starting at element idx.
@@ -129,6 +217,17 @@ HWY_INLINE hn::Vec<DF> LoadScales(DF df, DType t, const std::uint8_t* base, std:
     return hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(du, h)));
   }
   return WidenF16(df, h);
+}
+
+// Calls f.template operator()<kMayNaN>() (see Bf16Bits): without the NaN test
+// only for BF16 output where no scale involved is NaN.
+template <OutType kOut, class F>
+HWY_INLINE void WithNaN(bool scale_nan, F&& f) {
+  if (kOut != OutType::bf16 || scale_nan) {
+    f.template operator()<true>();
+  } else {
+    f.template operator()<false>();
+  }
 }
 
 // Calls f.template operator()<kOut>() for the runtime output type.

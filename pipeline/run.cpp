@@ -26,15 +26,10 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "kernels/convert/convert.hpp"
-#include "kernels/gguf/gguf_kernels.hpp"
-#include "kernels/quant/awq.hpp"
-#include "kernels/quant/bnb.hpp"
-#include "kernels/quant/fp8.hpp"
-#include "kernels/quant/gptq.hpp"
 #include "mneme/error.hpp"
 #include "mneme/pipeline.hpp"
 #include "pipeline/buffers.hpp"
+#include "pipeline/decoder.hpp"
 #include "src/formats/inflate.hpp"
 #include "src/formats/npz.hpp"
 #include "src/formats/zip.hpp"
@@ -46,6 +41,7 @@ namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 using SlotChannel = asio::experimental::channel<void(boost::system::error_code, int)>;
 using DoneChannel = asio::experimental::channel<void(boost::system::error_code)>;
+using pipeline::Decoder;
 
 double seconds(Clock::duration d) {
   return std::chrono::duration<double>(d).count();
@@ -73,29 +69,6 @@ struct Lane {
   std::unique_ptr<DoneChannel> done;  // a self-reading job on this lane ended
 };
 
-// How each output decodes: a block or scheme kernel, a conversion, or a copy.
-// Quantized safetensors schemes read their companions (scales, zeros...)
-// when their first chunk arrives and drop them when their last is done.
-struct Decoder {
-  Encoding encoding = Encoding::plain;
-  kernels::ConvertFn convert = nullptr;
-  kernels::gguf::GgmlType gguf_type{};
-  std::uint32_t block_elements = 1;
-  OutType out = OutType::f32;
-  std::uint64_t data_offset = 0;  // of the stored tensor: where a chunk's rows start
-
-  std::mutex mutex;  // guards the lazy state below until `ready`
-  std::atomic<bool> ready{false};
-  std::vector<std::vector<std::byte>> companions;
-  std::optional<kernels::quant::Fp8Tensor> fp8;
-  std::optional<kernels::quant::GptqTensor> gptq;
-  std::optional<kernels::quant::AwqTensor> awq;
-  std::optional<kernels::quant::Bnb4Tensor> bnb4;
-  std::optional<kernels::quant::BnbInt8Tensor> int8;
-  Chunk whole;                     // assembled outputs: the whole tensor as one chunk
-  std::span<std::byte> whole_out;  // ... and the sink memory it decodes into
-};
-
 class Run {
  public:
   Run(asio::io_context& io, const Catalog& catalog, const Plan& plan, Sink& sink,
@@ -117,7 +90,6 @@ class Run {
   void inflate_output(Job& job);
   void chunk_done(std::uint64_t bytes_out);  // io thread
   void prepare(const Chunk& c, Decoder& d);
-  void load_scheme(const TensorInfo& t, Decoder& d);
   void job_finished(const Job& job, std::uint64_t bytes_out);  // io thread
   void reader_finished(std::exception_ptr e);                  // io thread
   void maybe_finish();                                         // io thread
@@ -264,7 +236,6 @@ void Run::decode(Job job) {
 }
 
 void Run::decode_chunk(Job& job) {
-  namespace q = kernels::quant;
   const Chunk& c = plan_.chunks[job.chunk];
   Decoder& d = decoders_[c.output];
   if (!d.ready.load(std::memory_order_acquire)) prepare(c, d);
@@ -277,52 +248,11 @@ void Run::decode_chunk(Job& job) {
     whole = read_tensor_bytes(catalog_, plan_.outputs[c.output].source_tensor);
     job.input = whole.data();
   }
-  const auto* in = reinterpret_cast<const std::uint8_t*>(job.input);
-  const std::uint64_t at = c.input.offset - d.data_offset;  // byte position in the stored tensor
-  const std::size_t esz = out_size(d.out);
-  switch (d.encoding) {
-    case Encoding::gguf_blocks:
-      kernels::gguf::dequantize(d.gguf_type, job.input, c.elements / d.block_elements, d.out,
-                                out.data());
-      break;
-    case Encoding::fp8_scaled: {
-      const std::size_t r0 = at / d.fp8->cols;
-      q::dequant_fp8(*d.fp8, r0, r0 + c.elements / d.fp8->cols, in, d.out, out.data());
-      break;
-    }
-    case Encoding::gptq: {  // input rows [i0, i1) are columns [i0, i1) of the [out, in] output
-      const std::size_t n_out = d.gptq->out_features, i0 = at / (4 * n_out) * (32 / d.gptq->bits);
-      q::dequant_gptq(*d.gptq, i0, i0 + c.elements / n_out, in,
-                      {out.data() + i0 * esz, d.out, q::Orientation::out_in, d.gptq->in_features});
-      break;
-    }
-    case Encoding::awq: {
-      const std::size_t n_out = d.awq->out_features, i0 = at / (n_out / 2);
-      q::dequant_awq(*d.awq, i0, i0 + c.elements / n_out, in,
-                     {out.data() + i0 * esz, d.out, q::Orientation::out_in, d.awq->in_features});
-      break;
-    }
-    case Encoding::bnb4:
-      q::dequant_bnb4(*d.bnb4, 2 * at, 2 * at + c.elements, in, d.out, out.data());
-      break;
-    case Encoding::bnb_int8: {
-      const std::size_t r0 = at / d.int8->cols;
-      q::dequant_bnb_int8(*d.int8, r0, r0 + c.elements / d.int8->cols, in, d.out, out.data());
-      break;
-    }
-    case Encoding::plain:
-      if (d.convert) {
-        d.convert(job.input, out.data(), c.elements);
-      } else if (c.out_bytes) {
-        std::memcpy(out.data(), job.input, c.out_bytes);
-      }
-      break;
-  }
+  d.decode(c, job.input, out);
   if (!assembled) sink_.commit(c, out);
   if (remaining_[c.output].fetch_sub(1) == 1) {
     if (assembled) sink_.commit(d.whole, d.whole_out);
-    d.companions.clear();  // every chunk of this output is done
-    d.companions.shrink_to_fit();
+    d.release_companions();  // every chunk of this output is done
     sink_.tensor_done(c.output);
   }
 }
@@ -437,7 +367,7 @@ void Run::prepare(const Chunk& c, Decoder& d) {
   if (d.ready.load(std::memory_order_relaxed)) return;
   const OutputTensor& o = plan_.outputs[c.output];
   const TensorInfo& t = catalog_.tensors.at(o.source_tensor);
-  load_scheme(t, d);
+  d.load_scheme(catalog_, t);
   if (o.assembled) {
     d.whole = Chunk{c.output, Extent{}, 0, o.bytes, t.element_count()};
     d.whole_out = sink_.acquire(d.whole);
@@ -445,115 +375,6 @@ void Run::prepare(const Chunk& c, Decoder& d) {
       fail(ErrorKind::io, "sink gave an output span of the wrong size");
   }
   d.ready.store(true, std::memory_order_release);
-}
-
-// Companions are small (GPTQ's scales and zeros are ~1/50 of its 4-bit
-// weights at group 128): read whole, synchronously, on the decode thread.
-void Run::load_scheme(const TensorInfo& t, Decoder& d) {
-  namespace q = kernels::quant;
-  if (t.encoding == Encoding::plain || t.encoding == Encoding::gguf_blocks) return;
-  const QuantInfo& qi = t.quant;
-  d.companions.resize(qi.companions.size());
-  for (std::size_t i = 0; i < qi.companions.size(); ++i) {
-    const Companion& comp = qi.companions[i];
-    if (comp.role == "quant_state" || comp.role == "weight_format") continue;  // used at detection
-    Source& src = *catalog_.sources.at(comp.data.source);
-    if (src.sequential()) {
-      fail(ErrorKind::unsupported,
-           "tensor \"" + printable(t.name) + "\": quantized weights need a random-access source");
-    }
-    d.companions[i].resize(comp.data.length);
-    src.read_at(comp.data.offset, d.companions[i]);
-  }
-  const auto bytes = [&](std::string_view role) -> q::Bytes {
-    for (std::size_t i = 0; i < qi.companions.size(); ++i) {
-      if (qi.companions[i].role == role) {
-        return {reinterpret_cast<const std::uint8_t*>(d.companions[i].data()),
-                d.companions[i].size()};
-      }
-    }
-    return {};
-  };
-  const auto dtype_of = [&](std::string_view role) {
-    const Companion* comp = qi.companion(role);
-    if (!comp)
-      fail(ErrorKind::parse,
-           "tensor \"" + printable(t.name) + "\": no " + std::string(role) + " companion");
-    return comp->dtype;
-  };
-  switch (t.encoding) {
-    case Encoding::fp8_scaled: {
-      q::Fp8Tensor f;
-      f.format = t.dtype == DType::f8_e5m2 ? q::Fp8Format::e5m2 : q::Fp8Format::e4m3fn;
-      f.rows = t.shape.at(0);
-      f.cols = t.shape.at(1);
-      f.scaling = qi.fp8_scaling == QuantInfo::Fp8Scaling::block ? q::Fp8Scaling::block
-                  : qi.fp8_scaling == QuantInfo::Fp8Scaling::per_channel
-                      ? q::Fp8Scaling::per_channel
-                      : q::Fp8Scaling::per_tensor;
-      f.scale_dtype = dtype_of("scale");
-      f.scales = bytes("scale");
-      f.block_rows = qi.block_rows;
-      f.block_cols = qi.block_cols;
-      q::validate(f);
-      d.fp8 = f;
-      break;
-    }
-    case Encoding::gptq: {
-      q::GptqTensor g;
-      g.bits = qi.bits;
-      g.out_features = t.shape.at(0);
-      g.in_features = t.shape.at(1);
-      g.group_size = qi.group_size;
-      g.scale_dtype = dtype_of("scales");
-      g.scales = bytes("scales");
-      g.qzeros = bytes("qzeros");
-      g.g_idx = bytes("g_idx");
-      g.zeros = qi.gptq_v2 ? q::GptqZeros::v2 : q::GptqZeros::v1;
-      q::validate(g);
-      d.gptq = g;
-      break;
-    }
-    case Encoding::awq: {
-      q::AwqTensor a;
-      a.bits = qi.bits;
-      a.out_features = t.shape.at(0);
-      a.in_features = t.shape.at(1);
-      a.group_size = qi.group_size;
-      a.scale_dtype = dtype_of("scales");
-      a.scales = bytes("scales");
-      a.qzeros = bytes("qzeros");
-      q::validate(a);
-      d.awq = a;
-      break;
-    }
-    case Encoding::bnb4: {
-      q::Bnb4Tensor b;
-      b.total_elements = t.element_count();
-      b.block_size = qi.block_size;
-      b.quant_map = bytes("quant_map");
-      b.absmax = bytes("absmax");
-      b.double_quant = qi.double_quant;
-      b.nested_absmax = bytes("nested_absmax");
-      b.nested_quant_map = bytes("nested_quant_map");
-      b.nested_offset = qi.nested_offset;
-      if (qi.double_quant) b.nested_block_size = qi.nested_block_size;
-      q::validate(b);
-      d.bnb4 = b;
-      break;
-    }
-    case Encoding::bnb_int8: {
-      q::BnbInt8Tensor b;
-      b.rows = t.shape.at(0);
-      b.cols = t.shape.at(1);
-      b.scb = bytes("SCB");
-      q::validate(b);
-      d.int8 = b;
-      break;
-    }
-    default:
-      break;
-  }
 }
 
 void Run::job_finished(const Job& job, std::uint64_t bytes_out) {
@@ -600,16 +421,7 @@ RunStats Run::execute() {
     const auto& o = plan_.outputs[i];
     const TensorInfo& t = catalog_.tensors.at(o.source_tensor);
     remaining_[i].store(o.chunk_count);
-    Decoder& d = decoders_[i];
-    d.encoding = t.encoding;
-    d.data_offset = t.data.offset;
-    d.out = o.dtype == DType::f32   ? OutType::f32
-            : o.dtype == DType::f16 ? OutType::f16
-                                    : OutType::bf16;
-    if (t.encoding == Encoding::gguf_blocks) {
-      d.gguf_type = static_cast<kernels::gguf::GgmlType>(t.gguf_type);
-      d.block_elements = kernels::gguf::block_info(t.gguf_type)->elements;
-    }
+    decoders_[i].init(t, o);
     if (o.inflate) {
       // Working memory (a compressed piece, then room for one chunk's
       // inflated elements when converting) must fit the buffer slots.
@@ -617,12 +429,6 @@ RunStats Run::execute() {
           o.inflate_buffer_bytes > plan_.max_chunk_in) {
         fail(ErrorKind::limit, "plan: inflate working memory does not fit its buffer");
       }
-    }
-    if (t.encoding != Encoding::plain || t.dtype == o.dtype) continue;
-    d.convert = kernels::convert_fn(t.dtype, d.out);
-    if (!d.convert) {
-      fail(ErrorKind::unsupported, "no kernel converts " + std::string(dtype_name(t.dtype)) +
-                                       " to " + std::string(dtype_name(o.dtype)));
     }
   }
 

@@ -15,7 +15,9 @@ void Decoder::init(const TensorInfo& t, const OutputTensor& o) {
     gguf_type = static_cast<kernels::gguf::GgmlType>(t.gguf_type);
     block_elements = kernels::gguf::block_info(t.gguf_type)->elements;
   }
-  if (t.encoding != Encoding::plain || t.dtype == o.dtype) return;
+  if (t.encoding != Encoding::plain || t.dtype == o.dtype) {
+    return;
+  }
   convert = kernels::convert_fn(t.dtype, out);
   if (!convert) {
     fail(ErrorKind::unsupported, "no kernel converts " + std::string(dtype_name(t.dtype)) + " to " +
@@ -28,12 +30,16 @@ void Decoder::init(const TensorInfo& t, const OutputTensor& o) {
 void Decoder::load_scheme(const Catalog& catalog, const TensorInfo& t) {
   Decoder& d = *this;
   namespace q = kernels::quant;
-  if (t.encoding == Encoding::plain || t.encoding == Encoding::gguf_blocks) return;
+  if (t.encoding == Encoding::plain || t.encoding == Encoding::gguf_blocks) {
+    return;
+  }
   const QuantInfo& qi = t.quant;
   d.companions.resize(qi.companions.size());
   for (std::size_t i = 0; i < qi.companions.size(); ++i) {
     const Companion& comp = qi.companions[i];
-    if (comp.role == "quant_state" || comp.role == "weight_format") continue;  // used at detection
+    if (comp.role == "quant_state" || comp.role == "weight_format") {
+      continue;  // used at detection
+    }
     Source& src = *catalog.sources.at(comp.data.source);
     if (src.sequential()) {
       fail(ErrorKind::unsupported,
@@ -53,9 +59,10 @@ void Decoder::load_scheme(const Catalog& catalog, const TensorInfo& t) {
   };
   const auto dtype_of = [&](std::string_view role) {
     const Companion* comp = qi.companion(role);
-    if (!comp)
+    if (!comp) {
       fail(ErrorKind::parse,
            "tensor \"" + printable(t.name) + "\": no " + std::string(role) + " companion");
+    }
     return comp->dtype;
   };
   switch (t.encoding) {
@@ -114,7 +121,9 @@ void Decoder::load_scheme(const Catalog& catalog, const TensorInfo& t) {
       b.nested_absmax = bytes("nested_absmax");
       b.nested_quant_map = bytes("nested_quant_map");
       b.nested_offset = qi.nested_offset;
-      if (qi.double_quant) b.nested_block_size = qi.nested_block_size;
+      if (qi.double_quant) {
+        b.nested_block_size = qi.nested_block_size;
+      }
       q::validate(b);
       d.bnb4 = b;
       break;

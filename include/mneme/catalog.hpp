@@ -72,7 +72,9 @@ struct QuantInfo {
   // The companion with this role, or null.
   const Companion* companion(std::string_view role) const {
     for (const auto& c : companions) {
-      if (c.role == role) return &c;
+      if (c.role == role) {
+        return &c;
+      }
     }
     return nullptr;
   }

@@ -34,44 +34,62 @@ std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) {
 std::uint64_t positive(const json::object& o, const char* key,
                        const std::function<void(const std::string&)>& bad) {
   const auto* v = o.if_contains(key);
-  if (!v) bad(std::string("quant_state has no \"") + key + "\"");
-  if (v->is_int64() && v->get_int64() > 0 && v->get_int64() <= (std::int64_t{1} << 40))
+  if (!v) {
+    bad(std::string("quant_state has no \"") + key + "\"");
+  }
+  if (v->is_int64() && v->get_int64() > 0 && v->get_int64() <= (std::int64_t{1} << 40)) {
     return static_cast<std::uint64_t>(v->get_int64());
+  }
   bad(std::string("quant_state \"") + key + "\" is not a positive integer");
   return 0;
 }
 
 bool detect_bnb4(DetectContext& ctx, TensorInfo& t) {
   const TensorInfo* absmax = ctx.find(t.name + ".absmax");
-  if (!absmax) return false;
+  if (!absmax) {
+    return false;
+  }
   const auto bad = [&](const std::string& why) { scheme_error("bitsandbytes 4-bit", t.name, why); };
   const TensorInfo* qmap = ctx.find(t.name + ".quant_map");
-  if (!qmap) bad("companion .quant_map is missing");
+  if (!qmap) {
+    bad("companion .quant_map is missing");
+  }
   std::string state_name;
   bool fp4 = false;
   for (const char* type : {"nf4", "fp4"}) {
     if (ctx.find(t.name + ".quant_state.bitsandbytes__" + type)) {
-      if (!state_name.empty()) bad("both an nf4 and an fp4 quant_state");
+      if (!state_name.empty()) {
+        bad("both an nf4 and an fp4 quant_state");
+      }
       state_name = t.name + ".quant_state.bitsandbytes__" + type;
       fp4 = type[0] == 'f';
     }
   }
-  if (state_name.empty())
+  if (state_name.empty()) {
     bad("companion .quant_state.bitsandbytes__nf4 (or __fp4) is missing: the shape cannot be "
         "known");
-  if (t.dtype != DType::u8) bad("codes must be U8, not " + std::string(dtype_name(t.dtype)));
-  if (qmap->dtype != DType::f32 || qmap->element_count() != 16)
+  }
+  if (t.dtype != DType::u8) {
+    bad("codes must be U8, not " + std::string(dtype_name(t.dtype)));
+  }
+  if (qmap->dtype != DType::f32 || qmap->element_count() != 16) {
     bad("quant_map must be 16 F32 values");
+  }
 
   const TensorInfo& state = *ctx.find(state_name);
-  if (state.dtype != DType::u8) bad("quant_state must be U8 bytes of JSON");
+  if (state.dtype != DType::u8) {
+    bad("quant_state must be U8 bytes of JSON");
+  }
   const json::value doc =
       parse_strict_json(ctx.read_small(state, 64 << 10), printable(state_name), 8);
-  if (!doc.is_object()) bad("quant_state is not a JSON object");
+  if (!doc.is_object()) {
+    bad("quant_state is not a JSON object");
+  }
   const json::object& o = doc.get_object();
   if (const auto* qt = o.if_contains("quant_type")) {
-    if (!qt->is_string() || qt->get_string() != (fp4 ? "fp4" : "nf4"))
+    if (!qt->is_string() || qt->get_string() != (fp4 ? "fp4" : "nf4")) {
       bad("quant_state quant_type does not match its name");
+    }
   }
   if (ctx.config.bnb_quant_type && *ctx.config.bnb_quant_type != (fp4 ? "fp4" : "nf4")) {
     bad("stored as " + std::string(fp4 ? "fp4" : "nf4") + " but " +
@@ -79,7 +97,9 @@ bool detect_bnb4(DetectContext& ctx, TensorInfo& t) {
         "\"");
   }
   const std::uint64_t block = positive(o, "blocksize", bad);
-  if (block % 2 != 0) bad("block size " + std::to_string(block) + " is odd");
+  if (block % 2 != 0) {
+    bad("block size " + std::to_string(block) + " is odd");
+  }
   const auto* shape_v = o.if_contains("shape");
   if (!shape_v || !shape_v->is_array() || shape_v->get_array().empty() ||
       shape_v->get_array().size() > 16) {
@@ -88,7 +108,9 @@ bool detect_bnb4(DetectContext& ctx, TensorInfo& t) {
   std::vector<std::uint64_t> shape;
   std::uint64_t total = 1;
   for (const auto& d : shape_v->get_array()) {
-    if (!d.is_int64() || d.get_int64() < 0) bad("quant_state shape has a non-integer dimension");
+    if (!d.is_int64() || d.get_int64() < 0) {
+      bad("quant_state shape has a non-integer dimension");
+    }
     shape.push_back(static_cast<std::uint64_t>(d.get_int64()));
     total = checked_mul(total, shape.back(), "bitsandbytes shape");
   }
@@ -105,19 +127,25 @@ bool detect_bnb4(DetectContext& ctx, TensorInfo& t) {
   const TensorInfo* nested_absmax = ctx.find(t.name + ".nested_absmax");
   const TensorInfo* nested_map = ctx.find(t.name + ".nested_quant_map");
   if (nested_absmax || nested_map) {
-    if (!nested_absmax || !nested_map)
+    if (!nested_absmax || !nested_map) {
       bad("double quant needs both .nested_absmax and .nested_quant_map");
+    }
     q.double_quant = true;
     if (absmax->dtype != DType::u8 || absmax->element_count() != blocks) {
       bad("double-quantized absmax must be " + std::to_string(blocks) + " U8 values");
     }
-    if (nested_map->dtype != DType::f32 || nested_map->element_count() != 256)
+    if (nested_map->dtype != DType::f32 || nested_map->element_count() != 256) {
       bad("nested_quant_map must be 256 F32 values");
+    }
     q.nested_block_size = positive(o, "nested_blocksize", bad);
     const auto* off = o.if_contains("nested_offset");
-    if (!off || !off->is_number()) bad("quant_state has no numeric \"nested_offset\"");
+    if (!off || !off->is_number()) {
+      bad("quant_state has no numeric \"nested_offset\"");
+    }
     const double offset = off->to_number<double>();
-    if (!std::isfinite(offset)) bad("nested_offset is not finite");
+    if (!std::isfinite(offset)) {
+      bad("nested_offset is not finite");
+    }
     q.nested_offset = static_cast<float>(offset);
     if (nested_absmax->dtype != DType::f32 ||
         nested_absmax->element_count() != ceil_div(blocks, q.nested_block_size)) {
@@ -143,18 +171,26 @@ bool detect_bnb4(DetectContext& ctx, TensorInfo& t) {
 }
 
 bool detect_bnb_int8(DetectContext& ctx, TensorInfo& t) {
-  if (!ends_with(t.name, ".weight")) return false;
+  if (!ends_with(t.name, ".weight")) {
+    return false;
+  }
   const std::string base = t.name.substr(0, t.name.size() - 7);
   const TensorInfo* scb = ctx.find(base + ".SCB");
-  if (!scb) return false;
+  if (!scb) {
+    return false;
+  }
   const auto bad = [&](const std::string& why) { scheme_error("bitsandbytes int8", t.name, why); };
-  if (t.dtype != DType::i8 || t.shape.size() != 2) bad("weight must be a 2-D I8 tensor");
+  if (t.dtype != DType::i8 || t.shape.size() != 2) {
+    bad("weight must be a 2-D I8 tensor");
+  }
   if (scb->dtype != DType::f32 || scb->shape.size() != 1 || scb->shape[0] != t.shape[0]) {
     bad("SCB must be F32 [" + std::to_string(t.shape[0]) + "]");
   }
   t.encoding = Encoding::bnb_int8;
   ctx.attach(t, "SCB", base + ".SCB");
-  if (ctx.find(base + ".weight_format")) ctx.attach(t, "weight_format", base + ".weight_format");
+  if (ctx.find(base + ".weight_format")) {
+    ctx.attach(t, "weight_format", base + ".weight_format");
+  }
   return true;
 }
 

@@ -12,20 +12,25 @@ namespace mneme {
 
 DetectContext::DetectContext(Catalog& c, const QuantConfig& q)
     : catalog(c), config(q), companion_(c.tensors.size(), false) {
-  for (std::size_t i = 0; i < c.tensors.size(); ++i) by_name_.emplace(c.tensors[i].name, i);
+  for (std::size_t i = 0; i < c.tensors.size(); ++i) {
+    by_name_.emplace(c.tensors[i].name, i);
+  }
 }
 
 const TensorInfo* DetectContext::find(const std::string& name) const {
   const auto it = by_name_.find(name);
-  if (it == by_name_.end() || companion_[it->second]) return nullptr;
+  if (it == by_name_.end() || companion_[it->second]) {
+    return nullptr;
+  }
   return &catalog.tensors[it->second];
 }
 
 void DetectContext::attach(TensorInfo& weight, const std::string& role, const std::string& name) {
   const std::size_t i = by_name_.at(name);
-  if (companion_[i])
+  if (companion_[i]) {
     scheme_error("quantized", weight.name,
                  "companion " + printable(name) + " serves another weight");
+  }
   const TensorInfo& c = catalog.tensors[i];
   if (!c.layout.trivial() || c.encoding != Encoding::plain) {
     scheme_error("quantized", weight.name,
@@ -56,7 +61,9 @@ void DetectContext::remove_companions() {
   std::vector<TensorInfo> kept;
   kept.reserve(catalog.tensors.size());
   for (std::size_t i = 0; i < catalog.tensors.size(); ++i) {
-    if (!companion_[i]) kept.push_back(std::move(catalog.tensors[i]));
+    if (!companion_[i]) {
+      kept.push_back(std::move(catalog.tensors[i]));
+    }
   }
   catalog.tensors = std::move(kept);
 }
@@ -69,20 +76,23 @@ namespace {
 
 // config.json's quant_method must name what the tensors show.
 void check_method(const QuantConfig& config, const std::unordered_set<Encoding>& found) {
-  if (!config.method) return;
+  if (!config.method) {
+    return;
+  }
   const std::string& m = *config.method;
   const auto has = [&](Encoding e) { return found.count(e) != 0; };
   bool agrees = true;
-  if (m == "gptq")
+  if (m == "gptq") {
     agrees = has(Encoding::gptq) && !has(Encoding::awq);
-  else if (m == "awq")
+  } else if (m == "awq") {
     agrees = has(Encoding::awq) && !has(Encoding::gptq);
-  else if (m == "bitsandbytes")
+  } else if (m == "bitsandbytes") {
     agrees = has(Encoding::bnb4) || has(Encoding::bnb_int8);
-  else if (m == "fp8")
+  } else if (m == "fp8") {
     agrees = has(Encoding::fp8_scaled);
-  else
+  } else {
     return;  // methods we do not decode say nothing about these tensors
+  }
   if (!agrees) {
     std::string seen;
     for (const auto& [e, name] : {std::pair{Encoding::gptq, "gptq"},
@@ -90,7 +100,9 @@ void check_method(const QuantConfig& config, const std::unordered_set<Encoding>&
                                   {Encoding::bnb4, "bitsandbytes 4-bit"},
                                   {Encoding::bnb_int8, "bitsandbytes int8"},
                                   {Encoding::fp8_scaled, "fp8"}}) {
-      if (has(e)) seen += (seen.empty() ? "" : ", ") + std::string(name);
+      if (has(e)) {
+        seen += (seen.empty() ? "" : ", ") + std::string(name);
+      }
     }
     fail(ErrorKind::parse, config.method.origin + " is \"" + printable(m, 32) +
                                "\" but the tensors are " +
@@ -109,17 +121,27 @@ void detect_schemes(Catalog& catalog, const boost::json::value* config,
   // must not be mistaken for FP8 "_scale" companions.
   for (std::size_t i = 0; i < catalog.tensors.size(); ++i) {
     TensorInfo& t = catalog.tensors[i];
-    if (t.encoding != Encoding::plain || !ctx.find(t.name)) continue;
-    if (detect_gptq_awq(ctx, t) || detect_bnb(ctx, t)) found.insert(t.encoding);
+    if (t.encoding != Encoding::plain || !ctx.find(t.name)) {
+      continue;
+    }
+    if (detect_gptq_awq(ctx, t) || detect_bnb(ctx, t)) {
+      found.insert(t.encoding);
+    }
   }
   for (std::size_t i = 0; i < catalog.tensors.size(); ++i) {
     TensorInfo& t = catalog.tensors[i];
-    if (t.encoding != Encoding::plain || !ctx.find(t.name)) continue;
-    if (detect_fp8(ctx, t)) found.insert(t.encoding);
+    if (t.encoding != Encoding::plain || !ctx.find(t.name)) {
+      continue;
+    }
+    if (detect_fp8(ctx, t)) {
+      found.insert(t.encoding);
+    }
   }
   check_method(qc, found);
   ctx.remove_companions();
-  if (found.empty()) return;
+  if (found.empty()) {
+    return;
+  }
   std::unordered_set<std::string> names;
   for (const auto& t : catalog.tensors) {
     if (!names.insert(t.name).second) {

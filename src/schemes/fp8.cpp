@@ -19,7 +19,9 @@ void classify(TensorInfo& w, const TensorInfo& scale, const QuantConfig& config)
   if (scale.dtype != DType::f32 && scale.dtype != DType::bf16 && scale.dtype != DType::f16) {
     bad("scale " + printable(scale.name) + " has dtype " + std::string(dtype_name(scale.dtype)));
   }
-  if (w.shape.size() != 2) bad("scaled FP8 weights must be 2-D");
+  if (w.shape.size() != 2) {
+    bad("scaled FP8 weights must be 2-D");
+  }
   const std::uint64_t rows = w.shape[0], cols = w.shape[1];
   const std::uint64_t n = scale.element_count();
   QuantInfo& q = w.quant;
@@ -31,7 +33,9 @@ void classify(TensorInfo& w, const TensorInfo& scale, const QuantConfig& config)
   } else if (scale.shape.size() == 2) {
     q.fp8_scaling = QuantInfo::Fp8Scaling::block;
     std::uint64_t br = 128, bc = 128;
-    if (config.weight_block_size) std::tie(br, bc) = *config.weight_block_size;
+    if (config.weight_block_size) {
+      std::tie(br, bc) = *config.weight_block_size;
+    }
     if (ceil_div(rows, br) != scale.shape[0] || ceil_div(cols, bc) != scale.shape[1]) {
       bad("scale grid [" + std::to_string(scale.shape[0]) + ", " + std::to_string(scale.shape[1]) +
           "] does not tile [" + std::to_string(rows) + ", " + std::to_string(cols) + "] in " +
@@ -58,11 +62,15 @@ void classify(TensorInfo& w, const TensorInfo& scale, const QuantConfig& config)
 }  // namespace
 
 bool detect_fp8(DetectContext& ctx, TensorInfo& t) {
-  if (t.dtype != DType::f8_e4m3 && t.dtype != DType::f8_e5m2) return false;
+  if (t.dtype != DType::f8_e4m3 && t.dtype != DType::f8_e5m2) {
+    return false;
+  }
   for (const char* suffix : {"_scale_inv", "_scale"}) {
     const std::string name = t.name + suffix;
     const TensorInfo* scale = ctx.find(name);
-    if (!scale) continue;
+    if (!scale) {
+      continue;
+    }
     classify(t, *scale, ctx.config);
     ctx.attach(t, "scale", name);
     return true;

@@ -22,7 +22,9 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 std::string dims(const std::vector<std::uint64_t>& shape) {
   std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    s += (i ? ", " : "") + std::to_string(shape[i]);
+  }
   return s + "]";
 }
 
@@ -33,7 +35,9 @@ bool float_scale(DType d) {
 }  // namespace
 
 bool detect_gptq_awq(DetectContext& ctx, TensorInfo& t) {
-  if (!ends_with(t.name, ".qweight")) return false;
+  if (!ends_with(t.name, ".qweight")) {
+    return false;
+  }
   const std::string base = t.name.substr(0, t.name.size() - 8);
   const QuantConfig& cfg = ctx.config;
   const std::string label = cfg.method && *cfg.method == "awq" ? "awq" : "gptq";
@@ -41,20 +45,30 @@ bool detect_gptq_awq(DetectContext& ctx, TensorInfo& t) {
 
   const TensorInfo* scales = ctx.find(base + ".scales");
   const TensorInfo* qzeros = ctx.find(base + ".qzeros");
-  if (!scales) bad("companion " + printable(base) + ".scales is missing");
-  if (!qzeros) bad("companion " + printable(base) + ".qzeros is missing");
-  if (t.dtype != DType::i32 || t.shape.size() != 2)
+  if (!scales) {
+    bad("companion " + printable(base) + ".scales is missing");
+  }
+  if (!qzeros) {
+    bad("companion " + printable(base) + ".qzeros is missing");
+  }
+  if (t.dtype != DType::i32 || t.shape.size() != 2) {
     bad("qweight must be a 2-D I32 tensor, not " + std::string(dtype_name(t.dtype)) + " " +
         dims(t.shape));
-  if (qzeros->dtype != DType::i32 || qzeros->shape.size() != 2)
+  }
+  if (qzeros->dtype != DType::i32 || qzeros->shape.size() != 2) {
     bad("qzeros must be a 2-D I32 tensor");
-  if (!float_scale(scales->dtype) || scales->shape.size() != 2)
+  }
+  if (!float_scale(scales->dtype) || scales->shape.size() != 2) {
     bad("scales must be a 2-D F16/BF16/F32 tensor");
+  }
   const std::uint64_t out = scales->shape[1], groups = scales->shape[0];
-  if (out == 0 || groups == 0 || t.shape[0] == 0 || t.shape[1] == 0) bad("empty quantized weight");
-  if (qzeros->shape[0] != groups)
+  if (out == 0 || groups == 0 || t.shape[0] == 0 || t.shape[1] == 0) {
+    bad("empty quantized weight");
+  }
+  if (qzeros->shape[0] != groups) {
     bad("qzeros has " + std::to_string(qzeros->shape[0]) + " groups, scales " +
         std::to_string(groups));
+  }
 
   const bool gptq = t.shape[1] == out;
   const bool awq = !gptq && t.shape[1] * 8 == out;
@@ -83,9 +97,10 @@ bool detect_gptq_awq(DetectContext& ctx, TensorInfo& t) {
                    "\": packed as " + std::to_string(bits) + "-bit but " + cfg.bits.origin +
                    " is " + std::to_string(*cfg.bits));
   }
-  if (awq && bits != 4)
+  if (awq && bits != 4) {
     fail(ErrorKind::unsupported,
          "awq tensor \"" + printable(t.name) + "\": only 4-bit GEMM packing is decoded");
+  }
   const std::uint64_t in = gptq ? checked_mul(t.shape[0], pack, "in_features") : t.shape[0];
 
   // Rows per group: configured, or in / groups when exact.
@@ -109,12 +124,13 @@ bool detect_gptq_awq(DetectContext& ctx, TensorInfo& t) {
     w.encoding = Encoding::gptq;
     if (cfg.checkpoint_format) {
       const std::string& f = *cfg.checkpoint_format;
-      if (f == "gptq_v2")
+      if (f == "gptq_v2") {
         q.gptq_v2 = true;
-      else if (f != "gptq")
+      } else if (f != "gptq") {
         fail(ErrorKind::unsupported, "gptq tensor \"" + printable(t.name) +
                                          "\": " + cfg.checkpoint_format.origin + " \"" +
                                          printable(f, 32) + "\" is not gptq or gptq_v2");
+      }
     }
     const TensorInfo* g_idx = ctx.find(base + ".g_idx");
     if (g_idx &&
@@ -122,18 +138,22 @@ bool detect_gptq_awq(DetectContext& ctx, TensorInfo& t) {
       bad("g_idx must be I32 [" + std::to_string(in) + "], not " +
           std::string(dtype_name(g_idx->dtype)) + " " + dims(g_idx->shape));
     }
-    if (!g_idx && cfg.desc_act && *cfg.desc_act)
+    if (!g_idx && cfg.desc_act && *cfg.desc_act) {
       bad(cfg.desc_act.origin + " is true but " + printable(base) + ".g_idx is missing");
+    }
     if (!g_idx && (group == 0 || in % group != 0)) {
       bad("group size cannot be known: " + std::to_string(groups) + " groups of " +
           std::to_string(in) + " rows (set group_size in quantization_config)");
     }
-    if (in % pack != 0 || out % pack != 0)
+    if (in % pack != 0 || out % pack != 0) {
       bad("shape [" + std::to_string(out) + ", " + std::to_string(in) + "] not a multiple of " +
           std::to_string(pack));
+    }
     ctx.attach(w, "scales", base + ".scales");
     ctx.attach(w, "qzeros", base + ".qzeros");
-    if (g_idx) ctx.attach(w, "g_idx", base + ".g_idx");
+    if (g_idx) {
+      ctx.attach(w, "g_idx", base + ".g_idx");
+    }
   } else {
     w.encoding = Encoding::awq;
     if (cfg.awq_version && *cfg.awq_version != "gemm") {
@@ -141,9 +161,10 @@ bool detect_gptq_awq(DetectContext& ctx, TensorInfo& t) {
            "awq tensor \"" + printable(t.name) + "\": " + cfg.awq_version.origin + " \"" +
                printable(*cfg.awq_version, 32) + "\" (only GEMM packing is decoded)");
     }
-    if (cfg.zero_point && !*cfg.zero_point)
+    if (cfg.zero_point && !*cfg.zero_point) {
       fail(ErrorKind::unsupported,
            "awq tensor \"" + printable(t.name) + "\": AWQ without zero points");
+    }
     if (group == 0 || in % group != 0) {
       bad("group size cannot be known: " + std::to_string(groups) + " groups of " +
           std::to_string(in) + " rows");

@@ -23,6 +23,11 @@ inline std::uint64_t checked_mul(std::uint64_t a, std::uint64_t b, std::string_v
   return r;
 }
 
+// a / b rounded up (b > 0); cannot overflow.
+constexpr std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) noexcept {
+  return a / b + (a % b != 0);
+}
+
 // Rounds x up to a multiple of align (align > 0).
 inline std::uint64_t checked_align_up(std::uint64_t x, std::uint64_t align, std::string_view what) {
   if (align == 0) fail(ErrorKind::parse, std::string(what) + ": alignment is zero");

@@ -22,15 +22,6 @@ namespace {
 
 namespace json = boost::json;
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) {
-  return a / b + (a % b != 0);
-}
-
 std::uint64_t positive(const json::object& o, const char* key,
                        const std::function<void(const std::string&)>& bad) {
   const auto* v = o.if_contains(key);
@@ -171,7 +162,7 @@ bool detect_bnb4(DetectContext& ctx, TensorInfo& t) {
 }
 
 bool detect_bnb_int8(DetectContext& ctx, TensorInfo& t) {
-  if (!ends_with(t.name, ".weight")) {
+  if (!t.name.ends_with(".weight")) {
     return false;
   }
   const std::string base = t.name.substr(0, t.name.size() - 7);

@@ -4,15 +4,12 @@
 #include <cstdint>
 #include <tuple>
 
+#include "mneme/checked.hpp"
 #include "mneme/error.hpp"
 #include "src/schemes/detect_context.hpp"
 
 namespace mneme {
 namespace {
-
-std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) {
-  return a / b + (a % b != 0);
-}
 
 void classify(TensorInfo& w, const TensorInfo& scale, const QuantConfig& config) {
   const auto bad = [&](const std::string& why) { scheme_error("fp8", w.name, why); };

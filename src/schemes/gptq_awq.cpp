@@ -15,11 +15,6 @@
 namespace mneme {
 namespace {
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 std::string dims(const std::vector<std::uint64_t>& shape) {
   std::string s = "[";
   for (std::size_t i = 0; i < shape.size(); ++i) {
@@ -35,7 +30,7 @@ bool float_scale(DType d) {
 }  // namespace
 
 bool detect_gptq_awq(DetectContext& ctx, TensorInfo& t) {
-  if (!ends_with(t.name, ".qweight")) {
+  if (!t.name.ends_with(".qweight")) {
     return false;
   }
   const std::string base = t.name.substr(0, t.name.size() - 8);
@@ -107,9 +102,9 @@ bool detect_gptq_awq(DetectContext& ctx, TensorInfo& t) {
   std::uint64_t group = 0;
   if (cfg.group_size) {
     group = *cfg.group_size == -1 ? in : static_cast<std::uint64_t>(*cfg.group_size);
-    if ((in + group - 1) / group != groups) {
+    if (ceil_div(in, group) != groups) {
       bad(std::to_string(groups) + " scale rows, but " + cfg.group_size.origin + " " +
-          std::to_string(*cfg.group_size) + " makes " + std::to_string((in + group - 1) / group) +
+          std::to_string(*cfg.group_size) + " makes " + std::to_string(ceil_div(in, group)) +
           " groups of " + std::to_string(in) + " rows");
     }
   } else if (in % groups == 0) {

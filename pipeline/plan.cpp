@@ -155,7 +155,7 @@ void plan_streamed(const TensorInfo& t, OutputTensor& out, Builder& b) {
   out.bytes = checked_mul(elements, out_size_, "output size");
   const bool packed_pairs = t.encoding == Encoding::bnb4;
   const auto input_bytes = [&](std::uint64_t n) {
-    return packed_pairs ? n / 2 + n % 2 : checked_mul(n / unit_elems, unit_bytes, "input size");
+    return packed_pairs ? ceil_div(n, 2) : checked_mul(n / unit_elems, unit_bytes, "input size");
   };
   if ((!packed_pairs && elements % unit_elems != 0) || input_bytes(elements) != t.data.length) {
     bad("extent does not match shape x type");

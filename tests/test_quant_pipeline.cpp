@@ -433,6 +433,19 @@ Part& part(Synthetic& s, const std::string& name) {
   throw std::logic_error("no part " + name);
 }
 
+// Gives part `name` a new shape and its bytes a new size (zero-filled), or new bytes.
+void reshape(Synthetic& s, const std::string& name, std::vector<std::uint64_t> shape,
+             std::size_t bytes) {
+  auto& p = part(s, name);
+  p.shape = std::move(shape);
+  p.bytes.resize(bytes);
+}
+void reshape(Synthetic& s, const std::string& name, std::vector<std::uint64_t> shape, Bytes bytes) {
+  auto& p = part(s, name);
+  p.shape = std::move(shape);
+  p.bytes = std::move(bytes);
+}
+
 }  // namespace
 
 TEST_CASE("inconsistent GPTQ, AWQ and BitsAndBytes checkpoints give typed errors",
@@ -473,13 +486,7 @@ TEST_CASE("inconsistent GPTQ, AWQ and BitsAndBytes checkpoints give typed errors
             [](auto& s) { part(s, "l.g_idx").bytes = i32s(std::vector<std::int32_t>(64, -1)); }),
        ErrorKind::parse},
       {"GPTQ g_idx of the wrong length",
-       edit(gptq_layer(),
-            [](auto& s) {
-              auto& g = part(s, "l.g_idx");
-              g.shape = {32};
-              g.bytes.resize(128);
-            }),
-       ErrorKind::parse},
+       edit(gptq_layer(), [](auto& s) { reshape(s, "l.g_idx", {32}, 128); }), ErrorKind::parse},
       {"GPTQ desc_act without g_idx",
        cfg(edit(gptq_layer(), [](auto& s) { drop(s, "l.g_idx"); }),
            R"({"quantization_config":{"desc_act":true}})"),
@@ -496,9 +503,7 @@ TEST_CASE("inconsistent GPTQ, AWQ and BitsAndBytes checkpoints give typed errors
       {"GPTQ qzeros groups differ from scales",
        edit(gptq_layer(),
             [](auto& s) {
-              auto& z = part(s, "l.qzeros");
-              z.shape = {3, 4};
-              z.bytes.resize(48);
+              reshape(s, "l.qzeros", {3, 4}, 48);
             }),
        ErrorKind::parse},
       {"qweight and scales fit no packing",
@@ -511,20 +516,14 @@ TEST_CASE("inconsistent GPTQ, AWQ and BitsAndBytes checkpoints give typed errors
       {"GPTQ 2-bit packing",
        edit(gptq_layer(),
             [](auto& s) {
-              auto& z = part(s, "l.qzeros");
-              z.shape = {2, 2};
-              z.bytes.resize(16);
+              reshape(s, "l.qzeros", {2, 2}, 16);
             }),
        ErrorKind::unsupported},
       {"GPTQ group size unknowable",
        edit(edit(gptq_layer(), [](auto& s) { drop(s, "l.g_idx"); }),
             [](auto& s) {
-              auto& sc = part(s, "l.scales");
-              sc.shape = {3, 32};
-              sc.bytes = f16_ones(96);
-              auto& z = part(s, "l.qzeros");
-              z.shape = {3, 4};
-              z.bytes.resize(48);
+              reshape(s, "l.scales", {3, 32}, f16_ones(96));
+              reshape(s, "l.qzeros", {3, 4}, 48);
             }),
        ErrorKind::parse},
       {"__metadata__ gptq_bits not a number",
@@ -552,12 +551,8 @@ TEST_CASE("inconsistent GPTQ, AWQ and BitsAndBytes checkpoints give typed errors
       {"AWQ groups not dividing in_features",
        edit(awq_layer(),
             [](auto& s) {
-              auto& sc = part(s, "l.scales");
-              sc.shape = {3, 32};
-              sc.bytes = f16_ones(96);
-              auto& z = part(s, "l.qzeros");
-              z.shape = {3, 4};
-              z.bytes.resize(48);
+              reshape(s, "l.scales", {3, 32}, f16_ones(96));
+              reshape(s, "l.qzeros", {3, 4}, 48);
             }),
        ErrorKind::parse},
       {"AWQ without zero points",
@@ -582,12 +577,7 @@ TEST_CASE("inconsistent GPTQ, AWQ and BitsAndBytes checkpoints give typed errors
        edit(nf4_layer(kNf4State), [](auto& s) { drop(s, "l.weight.quant_map"); }),
        ErrorKind::parse},
       {"NF4 absmax count wrong",
-       edit(nf4_layer(kNf4State),
-            [](auto& s) {
-              auto& a = part(s, "l.weight.absmax");
-              a.shape = {2};
-              a.bytes.resize(8);
-            }),
+       edit(nf4_layer(kNf4State), [](auto& s) { reshape(s, "l.weight.absmax", {2}, 8); }),
        ErrorKind::parse},
       {"NF4 double quant without nested_offset",
        edit(
@@ -606,13 +596,7 @@ TEST_CASE("inconsistent GPTQ, AWQ and BitsAndBytes checkpoints give typed errors
            R"({"quantization_config":{"quant_method":"bitsandbytes","bnb_4bit_quant_type":"fp4"}})"),
        ErrorKind::parse},
       {"INT8 SCB of the wrong length",
-       edit(int8_layer(),
-            [](auto& s) {
-              auto& c = part(s, "l.SCB");
-              c.shape = {3};
-              c.bytes.resize(12);
-            }),
-       ErrorKind::parse},
+       edit(int8_layer(), [](auto& s) { reshape(s, "l.SCB", {3}, 12); }), ErrorKind::parse},
       {"INT8 weight not 2-D", edit(int8_layer(), [](auto& s) { part(s, "l.weight").shape = {64}; }),
        ErrorKind::parse},
   };

@@ -7,7 +7,6 @@
 //  LLM.int8(): `<base>.weight` I8 [out, in] with `<base>.SCB` F32 [out]
 //    (and an optional `<base>.weight_format` marker, dropped).
 #include <cmath>
-#include <functional>
 #include <string>
 
 #include <boost/json.hpp>
@@ -22,17 +21,15 @@ namespace {
 
 namespace json = boost::json;
 
-std::uint64_t positive(const json::object& o, const char* key,
-                       const std::function<void(const std::string&)>& bad) {
+// quant_state[key] as a positive integer; a scheme error on `tensor` otherwise.
+std::uint64_t positive(const json::object& o, const char* key, const std::string& tensor) {
   const auto* v = o.if_contains(key);
-  if (!v) {
-    bad(std::string("quant_state has no \"") + key + "\"");
-  }
-  if (v->is_int64() && v->get_int64() > 0 && v->get_int64() <= (std::int64_t{1} << 40)) {
+  if (v && v->is_int64() && v->get_int64() > 0 && v->get_int64() <= (std::int64_t{1} << 40)) {
     return static_cast<std::uint64_t>(v->get_int64());
   }
-  bad(std::string("quant_state \"") + key + "\" is not a positive integer");
-  return 0;
+  scheme_error(
+      "bitsandbytes 4-bit", tensor,
+      std::string("quant_state \"") + key + (v ? "\" is not a positive integer" : "\" is missing"));
 }
 
 bool detect_bnb4(DetectContext& ctx, TensorInfo& t) {
@@ -87,7 +84,7 @@ bool detect_bnb4(DetectContext& ctx, TensorInfo& t) {
         ctx.config.bnb_quant_type.origin + " is \"" + printable(*ctx.config.bnb_quant_type, 16) +
         "\"");
   }
-  const std::uint64_t block = positive(o, "blocksize", bad);
+  const std::uint64_t block = positive(o, "blocksize", t.name);
   if (block % 2 != 0) {
     bad("block size " + std::to_string(block) + " is odd");
   }
@@ -128,7 +125,7 @@ bool detect_bnb4(DetectContext& ctx, TensorInfo& t) {
     if (nested_map->dtype != DType::f32 || nested_map->element_count() != 256) {
       bad("nested_quant_map must be 256 F32 values");
     }
-    q.nested_block_size = positive(o, "nested_blocksize", bad);
+    q.nested_block_size = positive(o, "nested_blocksize", t.name);
     const auto* off = o.if_contains("nested_offset");
     if (!off || !off->is_number()) {
       bad("quant_state has no numeric \"nested_offset\"");

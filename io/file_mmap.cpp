@@ -22,7 +22,7 @@ constexpr std::byte kEmpty{0};
 
 class MmapSource final : public Source {
  public:
-  MmapSource(std::string name, OpenedFile file) : name_(std::move(name)), size_(file.size) {
+  MmapSource(std::string name, OpenedFile file) : name_(std::move(name)), size_(file.size), id_(file.id) {
     // mmap of 0 bytes is EINVAL; an empty file needs no mapping at all.
     if (size_ == 0) return;
     if (size_ > SIZE_MAX) fail(ErrorKind::io, printable(name_) + ": too large to map");
@@ -43,6 +43,7 @@ class MmapSource final : public Source {
   std::optional<std::uint64_t> size() const override { return size_; }
   const std::byte* contiguous() const override { return base_ != nullptr ? base_ : &kEmpty; }
   std::string_view kind() const override { return "mmap"; }
+  std::optional<FileId> file_id() const override { return id_; }
 
   void read_at(std::uint64_t offset, std::span<std::byte> dst) override {
     check_range(name_, size_, offset, dst.size());
@@ -52,6 +53,7 @@ class MmapSource final : public Source {
  private:
   std::string name_;
   std::uint64_t size_;
+  FileId id_;
   const std::byte* base_ = nullptr;
 };
 

@@ -23,11 +23,12 @@ boost::asio::thread_pool& pread_pool() {
 class PreadSource final : public Source, public std::enable_shared_from_this<PreadSource> {
  public:
   PreadSource(std::string name, OpenedFile file)
-      : name_(std::move(name)), fd_(std::move(file.fd)), size_(file.size) {}
+      : name_(std::move(name)), fd_(std::move(file.fd)), size_(file.size), id_(file.id) {}
 
   const std::string& name() const override { return name_; }
   std::optional<std::uint64_t> size() const override { return size_; }
   std::string_view kind() const override { return "pread"; }
+  std::optional<FileId> file_id() const override { return id_; }
 
   void read_at(std::uint64_t offset, std::span<std::byte> dst) override {
     check_range(name_, size_, offset, dst.size());
@@ -53,6 +54,7 @@ class PreadSource final : public Source, public std::enable_shared_from_this<Pre
   std::string name_;
   UniqueFd fd_;
   std::uint64_t size_;
+  FileId id_;
 };
 
 }  // namespace

@@ -32,12 +32,13 @@ using File = boost::asio::basic_random_access_file<boost::asio::any_io_executor>
 
 class UringSource final : public Source, public std::enable_shared_from_this<UringSource> {
  public:
-  UringSource(std::string name, File file, std::uint64_t size)
-      : name_(std::move(name)), file_(std::move(file)), size_(size) {}
+  UringSource(std::string name, File file, std::uint64_t size, FileId id)
+      : name_(std::move(name)), file_(std::move(file)), size_(size), id_(id) {}
 
   const std::string& name() const override { return name_; }
   std::optional<std::uint64_t> size() const override { return size_; }
   std::string_view kind() const override { return "uring"; }
+  std::optional<FileId> file_id() const override { return id_; }
 
   void read_at(std::uint64_t offset, std::span<std::byte> dst) override {
     check_range(name_, size_, offset, dst.size());
@@ -72,6 +73,7 @@ class UringSource final : public Source, public std::enable_shared_from_this<Uri
   std::string name_;
   File file_;
   std::uint64_t size_;
+  FileId id_;
 };
 
 }  // namespace
@@ -93,7 +95,7 @@ SourcePtr make_uring_source(std::string name, OpenedFile& file,
   }
   f->assign(file.fd.get());  // cannot fail for io_uring files: only records the descriptor
   file.fd.release();         // now owned by the Asio file
-  return std::make_shared<UringSource>(std::move(name), std::move(*f), file.size);
+  return std::make_shared<UringSource>(std::move(name), std::move(*f), file.size, file.id);
 }
 
 }  // namespace detail

@@ -51,6 +51,7 @@ OpenedFile describe_fd(UniqueFd fd, const std::string& name) {
     f.size = static_cast<std::uint64_t>(end);
     f.random_access = true;
   }
+  f.id = {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
   f.fd = std::move(fd);
   return f;
 }

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "mneme/error.hpp"
+#include "mneme/source.hpp"
 
 namespace mneme::detail {
 
@@ -39,6 +40,7 @@ struct OpenedFile {
   UniqueFd fd;
   std::uint64_t size = 0;      // meaningful when random_access
   bool random_access = false;  // regular file or block device: pread works
+  FileId id;                   // meaningful when random_access
 };
 
 // Opens path read-only (O_CLOEXEC). A missing or unreadable path or a

@@ -11,17 +11,23 @@ struct FileSink::State {
   std::unique_ptr<TensorFileWriter> writer;
 };
 
-FileSink::FileSink(std::string path, FileFormat format) : path_(std::move(path)), format_(format) {}
+FileSink::FileSink(std::string path, FileFormat format, bool overwrite)
+    : path_(std::move(path)), format_(format), overwrite_(overwrite) {}
 FileSink::~FileSink() = default;
 
 void FileSink::begin(const Catalog& catalog, const Plan& plan) {
   std::vector<TensorEntry> entries;
   entries.reserve(plan.outputs.size());
   for (const auto& o : plan.outputs) entries.push_back({o.name, o.dtype, o.shape, o.bytes});
+  OutputPolicy policy;
+  policy.overwrite = overwrite_;
+  for (const auto& s : catalog.sources) {
+    if (const auto id = s->file_id()) policy.inputs.push_back(*id);
+  }
   state_ = std::make_unique<State>(plan.max_chunk_out);
   state_->writer = format_ == FileFormat::gguf
-                       ? create_gguf_file(path_, entries, catalog)
-                       : create_safetensors_file(path_, entries, catalog.metadata);
+                       ? create_gguf_file(path_, entries, catalog, policy)
+                       : create_safetensors_file(path_, entries, catalog.header.metadata, policy);
 }
 
 std::span<std::byte> FileSink::acquire(const Chunk& chunk) {

@@ -1,9 +1,15 @@
 #!/usr/bin/python3
 """Independent GGUF reader (the spec, NumPy, nothing from mneme) used by the
-tests: checks that GGUF_FILE parses by the spec and holds exactly the tensors
-of SAFETENSORS_FILE (names, row-major shapes, dtypes, bytes).
+tests.
 
   check_gguf.py GGUF_FILE SAFETENSORS_FILE
+      GGUF_FILE parses by the spec and holds exactly the tensors of
+      SAFETENSORS_FILE (names, row-major shapes, dtypes, bytes).
+  check_gguf.py --metadata GGUF_FILE SOURCE_GGUF
+      GGUF_FILE (v3) holds every metadata entry of SOURCE_GGUF (v1-v3) with
+      the same type and value (arrays element by element, nested ones too),
+      and nothing else: split.* entries of a split source are dropped, and
+      general.alignment may be added.
 Exit 0 on match, 1 with a message otherwise.
 """
 import json
@@ -19,15 +25,18 @@ SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?"
 
 class Reader:
     def __init__(self, data):
-        self.data, self.pos = data, 0
+        self.data, self.pos, self.version = data, 0, 3
 
     def take(self, fmt):
         v = struct.unpack_from(fmt, self.data, self.pos)
         self.pos += struct.calcsize(fmt)
         return v[0]
 
+    def count(self):
+        return self.take("<I" if self.version == 1 else "<Q")
+
     def string(self):
-        n = self.take("<Q")
+        n = self.count()
         s = self.data[self.pos:self.pos + n].decode("utf-8")
         self.pos += n
         return s
@@ -36,22 +45,32 @@ class Reader:
         if t == 8:
             return self.string()
         if t == 9:
-            et, n = self.take("<I"), self.take("<Q")
-            return [self.value(et) for _ in range(n)]
+            et, n = self.take("<I"), self.count()
+            return (9, et, [self.value(et) for _ in range(n)])
         return self.take(SCALAR[t])
 
+    def typed_value(self, t):
+        """(type, value): arrays as (9, element type, [values])."""
+        return (t, self.value(t))
 
-def read_gguf(path):
+
+def read_kv(path, versions=(3,)):
     r = Reader(open(path, "rb").read())
     assert r.data[:4] == b"GGUF", "bad magic"
     r.pos = 4
-    version = r.take("<I")
-    assert version == 3, f"version {version}"
-    n_tensors, n_kv = r.take("<Q"), r.take("<Q")
+    r.version = r.take("<I")
+    assert r.version in versions, f"version {r.version}"
+    n_tensors, n_kv = r.count(), r.count()
     kv = {}
     for _ in range(n_kv):
         k = r.string()
-        kv[k] = r.value(r.take("<I"))
+        kv[k] = r.typed_value(r.take("<I"))
+    return r, n_tensors, kv
+
+
+def read_gguf(path):
+    r, n_tensors, typed = read_kv(path)
+    kv = {k: v[1] for k, v in typed.items()}
     infos = []
     for _ in range(n_tensors):
         name = r.string()
@@ -81,7 +100,39 @@ def read_safetensors(path):
             for k, v in header.items()}
 
 
+def same(a, b):
+    """Typed equality; NaN equals NaN (bit patterns are compared by struct)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return struct.pack("<d", a) == struct.pack("<d", b)
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    return type(a) == type(b) and a == b
+
+
+def check_metadata(out_path, src_path):
+    _, _, got = read_kv(out_path)
+    _, _, want = read_kv(src_path, versions=(1, 2, 3))
+    want = {k: v for k, v in want.items() if not k.startswith("split.")}
+    if "general.alignment" not in want and "general.alignment" in got:
+        del got["general.alignment"]
+    if list(got) != list(want):
+        print(f"metadata keys differ: missing {sorted(set(want) - set(got))}, extra {sorted(set(got) - set(want))}"
+              if set(got) != set(want) else "metadata keys in another order")
+        return 1
+    for k in want:
+        if got[k][0] != want[k][0]:
+            print(f"{k}: type {got[k][0]}, source has {want[k][0]}")
+            return 1
+        if not same(got[k], want[k]):
+            print(f"{k}: value differs")
+            return 1
+    print(f"ok: {len(want)} metadata entries with the source's types and values")
+    return 0
+
+
 def main():
+    if sys.argv[1] == "--metadata":
+        return check_metadata(sys.argv[2], sys.argv[3])
     kv, got = read_gguf(sys.argv[1])
     want = read_safetensors(sys.argv[2])
     if set(got) != set(want):

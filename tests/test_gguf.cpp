@@ -80,7 +80,7 @@ std::vector<Hostile> hostile_cases() {
       {"string value of 2^40 bytes", [] { GgufBuilder b; b.header(0, 1); b.str("k"); b.u32(8); b.u64(1ull << 40); return b.bytes; }, ErrorKind::limit},
       {"u32 array longer than the file", [] { GgufBuilder b; b.header(0, 1); b.str("k"); b.u32(9); b.u32(4); b.u64(1 << 20); return b.bytes; }, ErrorKind::parse},
       {"array byte size overflow", [] { GgufBuilder b; b.header(0, 1); b.str("k"); b.u32(9); b.u32(10); b.u64(1ull << 62); return b.bytes; }, ErrorKind::parse},
-      {"string array element longer than the file", [] { GgufBuilder b; b.header(0, 1); b.str("k"); b.u32(9); b.u32(8); b.u64(1); b.u64(1ull << 30); return b.bytes; }, ErrorKind::parse},
+      {"string array element longer than the file", [] { GgufBuilder b; b.header(0, 1); b.str("k"); b.u32(9); b.u32(8); b.u64(1); b.u64(1ull << 20); return b.bytes; }, ErrorKind::parse},
       {"arrays nested too deep", [] {
          GgufBuilder b; b.header(0, 1); b.str("k"); b.u32(9);
          for (int i = 0; i < 5; ++i) { b.u32(9); b.u64(1); }
@@ -119,7 +119,7 @@ TEST_CASE("valid GGUF of every version parses", "[gguf]") {
     DYNAMIC_SECTION("version " << v) {
       const Catalog cat = parse(valid(v));
       CHECK(cat.format == Format::gguf);
-      CHECK(cat.format_version == v);
+      CHECK(cat.header.version == v);
       REQUIRE(cat.tensors.size() == 2);
       CHECK(cat.tensors[0].shape == std::vector<std::uint64_t>{2, 4});
       CHECK(cat.tensors[0].dtype == DType::f32);
@@ -128,11 +128,11 @@ TEST_CASE("valid GGUF of every version parses", "[gguf]") {
       CHECK(tensor_type_name(cat.tensors[1]) == "Q8_0");
       CHECK(cat.tensors[1].data.length == 68);
       CHECK(cat.tensors[1].data.offset - cat.tensors[0].data.offset == 32);
-      REQUIRE(cat.metadata.size() == 2);
-      CHECK(cat.metadata[0] == MetadataEntry{"general.architecture", "llama"});
-      CHECK(cat.metadata[1] == MetadataEntry{"llama.context_length", "4096"});
-      REQUIRE(cat.array_metadata.size() == 1);
-      CHECK(cat.array_metadata[0].second == "array<string>[2]");
+      REQUIRE(cat.header.metadata.size() == 2);
+      CHECK(cat.header.metadata[0] == MetadataEntry{"general.architecture", "llama"});
+      CHECK(cat.header.metadata[1] == MetadataEntry{"llama.context_length", "4096"});
+      REQUIRE(cat.header.array_metadata.size() == 1);
+      CHECK(cat.header.array_metadata[0].second == "array<string>[2]");
     }
   }
 }
@@ -159,11 +159,8 @@ TEST_CASE("hostile GGUF files give typed errors", "[gguf][hostile]") {
 }
 
 TEST_CASE("the CLI exits 1 on every hostile GGUF", "[gguf][hostile][cli]") {
-  const char* cli = std::getenv("MNEME_CLI");
-  if (!cli) {
-    WARN("MNEME_CLI not set; run through ctest");
-    return;
-  }
+  const char* cli = test::cli_or_skip();
+  if (!cli) return;
   const auto dir = test::scratch_dir("hostile-gguf");
   int i = 0;
   for (const auto& c : hostile_cases()) {
@@ -194,4 +191,130 @@ TEST_CASE("split GGUF models open as one catalog from the first split", "[gguf][
   REQUIRE(cat.tensors.size() == 3);
   CHECK(cat.tensors[2].name == "t3");
   CHECK(cat.tensors[2].data.source == 2);
+}
+
+namespace {
+
+// A GGUF of `version` holding one metadata entry of every value type: each
+// scalar type, arrays of each, an array of arrays, an empty array, a
+// 150 000-entry tokenizer, and a non-default general.alignment.
+std::string every_metadata_type(std::uint32_t version, const std::vector<std::pair<std::string, std::uint32_t>>& extra_u32 = {}) {
+  GgufBuilder b;
+  b.version = version;
+  const std::uint64_t n_kv = 32 + extra_u32.size();
+  b.header(1, n_kv);
+  auto key = [&](const std::string& k, std::uint32_t type) {
+    b.str(k);
+    b.u32(type);
+  };
+  auto arr = [&](const std::string& k, std::uint32_t elem, std::uint64_t n) {
+    key(k, 9);
+    b.u32(elem);
+    b.count(n);
+  };
+  const std::uint16_t u16 = 65535;
+  const std::int16_t i16 = -300;
+  const std::int32_t i32 = -5;
+  const float f32 = 0.1f;
+  const std::int64_t i64 = -(std::int64_t{1} << 40);
+  const double f64 = 3.141592653589793;
+  key("t.u8", 0), b.u8(7);
+  key("t.i8", 1), b.u8(0xF9);
+  key("t.u16", 2), b.raw(&u16, 2);
+  key("t.i16", 3), b.raw(&i16, 2);
+  key("t.u32", 4), b.u32(4000000000u);
+  key("t.i32", 5), b.raw(&i32, 4);
+  key("t.f32", 6), b.raw(&f32, 4);
+  key("t.bool", 7), b.u8(1);
+  key("t.string", 8), b.str("h\xc3\xa9llo");
+  key("t.u64", 10), b.u64(std::uint64_t{1} << 40);
+  key("t.i64", 11), b.raw(&i64, 8);
+  key("t.f64", 12), b.raw(&f64, 8);
+  for (std::uint32_t t : {0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 10u, 11u, 12u}) {
+    static const std::size_t kSize[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+    arr("a." + std::to_string(t), t, 3);
+    for (int i = 0; i < 3; ++i) b.data(kSize[t], t == 7 ? '\x01' : static_cast<char>(0x21 + i));
+  }
+  arr("a.empty", 0, 0);
+  arr("a.nested", 9, 2);  // [[1, 2], ["x"]]
+  b.u32(5), b.count(2), b.u32(1), b.u32(2);
+  b.u32(8), b.count(1), b.str("x");
+  arr("tokenizer.ggml.tokens", 8, 150000);
+  for (int i = 0; i < 150000; ++i) b.str("tok" + std::to_string(i));
+  arr("tokenizer.ggml.scores", 6, 150000);
+  for (int i = 0; i < 150000; ++i) {
+    const float s = -static_cast<float>(i);
+    b.raw(&s, 4);
+  }
+  key("general.architecture", 8), b.str("llama");
+  key("llama.block_count", 4), b.u32(2);
+  key("general.alignment", 4), b.u32(64);
+  key("general.name", 8), b.str("every type");
+  key("t.bool0", 7), b.u8(0);
+  for (const auto& [k, v] : extra_u32) key(k, 4), b.u32(v);
+  b.tensor("w", {4}, 0, 0);
+  b.align(64);
+  b.data(16);
+  return b.bytes;
+}
+
+}  // namespace
+
+TEST_CASE("GGUF -> GGUF keeps every metadata entry with its type and value", "[gguf][cli][metadata]") {
+  const char* cli = test::cli_or_skip();
+  if (!cli) return;
+  const auto dir = test::scratch_dir("gguf-metadata");
+  for (std::uint32_t v : {1u, 2u, 3u}) {
+    DYNAMIC_SECTION("version " << v) {
+      const auto src = dir / ("v" + std::to_string(v) + ".gguf");
+      const auto out = dir / ("v" + std::to_string(v) + "-out.gguf");
+      std::ofstream(src, std::ios::binary) << every_metadata_type(v);
+      const auto conv = test::run(std::string(cli) + " convert " + test::quoted(src) + " --to gguf -o " +
+                                  test::quoted(out) + " -q 2>&1");
+      INFO(conv.out);
+      REQUIRE(conv.status == 0);
+      const auto check = test::run("/usr/bin/python3 " + std::string(MNEME_SOURCE_DIR) +
+                                   "/scripts/check_gguf.py --metadata " + test::quoted(out) + " " + test::quoted(src) + " 2>&1");
+      INFO(check.out);
+      CHECK(check.status == 0);
+      // inspect shows the version and the arrays.
+      const auto shown = test::run(std::string(cli) + " inspect --json " + test::quoted(src));
+      REQUIRE(shown.status == 0);
+      CHECK(shown.out.find("\"version\":" + std::to_string(v)) != std::string::npos);
+      CHECK(shown.out.find("\"tokenizer.ggml.tokens\":\"array<string>[150000]\"") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("a split GGUF converts to one file with the first split's metadata, split.* dropped",
+          "[gguf][cli][metadata][split]") {
+  const char* cli = test::cli_or_skip();
+  if (!cli) return;
+  const auto dir = test::scratch_dir("gguf-metadata-split");
+  for (std::uint32_t s = 0; s < 2; ++s) {
+    std::string file;
+    if (s == 0) {
+      file = every_metadata_type(3, {{"split.no", 0}, {"split.count", 2}});
+    } else {
+      GgufBuilder b;
+      b.header(1, 2);
+      b.kv_u32("split.no", 1);
+      b.kv_u32("split.count", 2);
+      b.tensor("w2", {8}, 0, 0);
+      b.align();
+      b.data(32);
+      file = b.bytes;
+    }
+    std::ofstream(dir / ("m-0000" + std::to_string(s + 1) + "-of-00002.gguf"), std::ios::binary) << file;
+  }
+  const auto first = dir / "m-00001-of-00002.gguf";
+  const auto out = dir / "out.gguf";
+  const auto conv = test::run(std::string(cli) + " convert " + test::quoted(first) + " --to gguf -o " +
+                              test::quoted(out) + " -q 2>&1");
+  INFO(conv.out);
+  REQUIRE(conv.status == 0);
+  const auto check = test::run("/usr/bin/python3 " + std::string(MNEME_SOURCE_DIR) + "/scripts/check_gguf.py --metadata " +
+                               test::quoted(out) + " " + test::quoted(first) + " 2>&1");
+  INFO(check.out);
+  CHECK(check.status == 0);
 }

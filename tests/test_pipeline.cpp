@@ -192,7 +192,7 @@ TEST_CASE("output is byte-identical across thread counts and budgets", "[pipelin
     REQUIRE(out.tensors[i].data.length == want.size());
     CHECK((want.size() == 0 || std::memcmp(file.data() + out.tensors[i].data.offset, want.data(), want.size()) == 0));
   }
-  CHECK(out.metadata == cat.metadata);
+  CHECK(out.header.metadata == cat.header.metadata);
 }
 
 TEST_CASE("a model ten times the budget keeps buffers within the budget", "[pipeline][memory]") {

@@ -222,7 +222,7 @@ TEST_CASE("legacy and TorchScript files are refused with a hint") {
 TEST_CASE("PyTorch oracle: views, shared storages, dtypes, parameters, big-endian") {
   const std::string py = python_with("torch");
   if (py.empty()) {
-    WARN("PyTorch not importable by python3 or /usr/bin/python3: PyTorch oracle SKIPPED");
+    MNEME_SKIP("PyTorch not importable by python3 or /usr/bin/python3: PyTorch oracle");
     return;
   }
   const auto dir = scratch_dir("pth_oracle");

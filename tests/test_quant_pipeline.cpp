@@ -634,11 +634,8 @@ TEST_CASE("the synthetic layers themselves are valid", "[quant]") {
 
 TEST_CASE("the CLI names each scheme and remembers a sharded GPTQ model",
           "[quant][cli][fixtures]") {
-  const char* cli = std::getenv("MNEME_CLI");
-  if (!cli) {
-    WARN("MNEME_CLI not set; run through ctest");
-    return;
-  }
+  const char* cli = test::cli_or_skip();
+  if (!cli) return;
   const auto dir = test::scratch_dir("quant-cli");
   const std::vector<std::pair<std::string, std::string>> schemes{
       {"gptq", "gptq 4-bit group 32 g_idx"},

@@ -125,7 +125,7 @@ TEST_CASE("golden safetensors headers read back as the reference says", "[safete
       const auto data_start = static_cast<std::uint64_t>(header_size) + 8;
 
       json::object meta;
-      for (const auto& [k, v] : cat.metadata) meta[k] = v;
+      for (const auto& [k, v] : cat.header.metadata) meta[k] = v;
       CHECK(json::value(meta) == expected.at("metadata"));
 
       auto tensors = cat.tensors;
@@ -171,11 +171,8 @@ TEST_CASE("hostile safetensors headers give typed errors", "[safetensors][hostil
 }
 
 TEST_CASE("the CLI exits 1 with one message on every hostile file", "[safetensors][hostile][cli]") {
-  const char* cli = std::getenv("MNEME_CLI");
-  if (!cli) {
-    WARN("MNEME_CLI not set; run through ctest");
-    return;
-  }
+  const char* cli = test::cli_or_skip();
+  if (!cli) return;
   const auto dir = test::scratch_dir("hostile-safetensors");
   int i = 0;
   for (const auto& c : hostile_cases()) {
@@ -237,7 +234,7 @@ TEST_CASE("writer output parses back with the same tensors and metadata", "[safe
   CHECK(cat.tensors[0].name == "w\"eird\\name");
   CHECK(cat.tensors[0].dtype == DType::bf16);
   CHECK(cat.tensors[1].name == "b");
-  CHECK(cat.metadata == meta);
+  CHECK(cat.header.metadata == meta);
   const auto bytes = test::read_file(path);
   CHECK(bytes[cat.tensors[1].data.offset] == 0x22);
   CHECK(bytes[cat.tensors[0].data.offset + 11] == 0x11);

@@ -1,8 +1,12 @@
 // Shared helpers for the Catch2 tests.
 #pragma once
 
+#include <sys/wait.h>
+
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +15,53 @@
 #include <vector>
 
 namespace mneme::test {
+
+// The exit code tests/CMakeLists.txt registers as CTest's SKIP_RETURN_CODE.
+inline constexpr int kSkipExitCode = 77;
+int& skip_count();  // catch_main.cpp
+
+// Records that a check could not run (missing oracle, server, binary): the
+// test executable then exits with kSkipExitCode and CTest reports a skip. In
+// CI (CI set) a skip fails the test: CI installs everything the tests need.
+#define MNEME_SKIP(reason)                                                          \
+  do {                                                                              \
+    if (const char* ci_ = std::getenv("CI"); ci_ && *ci_) FAIL("required in CI: " << reason); \
+    WARN("SKIPPED: " << reason);                                                     \
+    ++::mneme::test::skip_count();                                                  \
+  } while (false)
+
+// The mneme binary under test (ctest sets MNEME_CLI), or nullptr after
+// recording a skip.
+inline const char* cli_or_skip() {
+  const char* cli = std::getenv("MNEME_CLI");
+  if (!cli || !*cli) MNEME_SKIP("MNEME_CLI not set (run through ctest): CLI checks");
+  return cli && *cli ? cli : nullptr;
+}
+
+struct Ran {
+  int status = -1;  // exit status, or -1 when killed by a signal
+  std::string out;  // standard output (and standard error when the command says 2>&1)
+};
+
+// Runs a shell command line and captures its standard output.
+inline Ran run(const std::string& command) {
+  Ran r;
+  FILE* p = ::popen(command.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  std::size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int st = ::pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+// A path quoted for the shell.
+inline std::string quoted(const std::filesystem::path& p) {
+  std::string q = "'";
+  for (const char c : p.string()) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
 
 // ../shared/fixtures relative to the project root, or $MNEME_FIXTURES.
 inline std::filesystem::path fixtures_root() {

@@ -136,20 +136,33 @@ struct Limits {
   std::uint64_t max_shards = 4096;
 };
 
+// One GGUF metadata entry, typed: its value encoded as GGUF v3 stores it
+// (little-endian, 64-bit string lengths and array counts) whatever version it
+// was read from, so a GGUF written from it keeps the exact type and value.
+struct GgufKv {
+  std::string key;
+  std::uint32_t type = 0;  // gguf_type: 0 u8 ... 8 string, 9 array, ... 12 f64
+  std::string value;
+};
+
+// What a format's header says about the model besides its tensors. A
+// multi-source catalog takes it whole from its first source: merging moves
+// this one value and never picks fields from it.
+struct ModelHeader {
+  std::uint32_t version = 0;  // GGUF version; 0 where the format has none
+  // String metadata (`__metadata__` in safetensors; GGUF scalars as text), in file order.
+  std::vector<MetadataEntry> metadata;
+  // GGUF arrays (tokenizer vocabularies...) summarised as "array<type>[n]" for inspection.
+  std::vector<MetadataEntry> array_metadata;
+  // GGUF: every metadata entry, typed, in file order (arrays included).
+  std::vector<GgufKv> gguf_kv;
+};
+
 struct Catalog {
   Format format = Format::safetensors;
+  ModelHeader header;
   std::vector<SourcePtr> sources;
   std::vector<TensorInfo> tensors;
-  // String metadata (`__metadata__` in safetensors), in file order.
-  std::vector<MetadataEntry> metadata;
-  // Metadata arrays (GGUF tokenizer vocabularies...), summarised as
-  // "array<type>[n]" for inspection; not carried into converted outputs.
-  std::vector<MetadataEntry> array_metadata;
-  std::uint32_t format_version = 0;  // GGUF version; 0 where the format has none
-  // GGUF v2/v3 sources: the metadata section exactly as stored (typed values,
-  // arrays included), so a GGUF written from this model keeps all of it.
-  std::string gguf_kv;
-  std::uint64_t gguf_kv_count = 0;
 
   std::uint64_t total_data_bytes() const;
 };

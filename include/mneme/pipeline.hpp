@@ -195,12 +195,16 @@ class CallbackSink : public Sink {
 
 // Streams a model file: header first (every size is known from the plan),
 // then every chunk written at its place as it completes; never the whole model
-// in memory. Writes to `path + ".partial"` and renames on success.
+// in memory. `path` must be a new path or a regular file (a symlink is
+// followed to its target), never one of the model's input files; an existing
+// file is replaced only when `overwrite` is set. The bytes go to a temporary
+// of a unique name beside the destination, synced and renamed over it on
+// success; a failed or cancelled run removes it (Error{io} otherwise).
 enum class FileFormat : std::uint8_t { safetensors, gguf };
 
 class FileSink : public Sink {
  public:
-  FileSink(std::string path, FileFormat format);
+  FileSink(std::string path, FileFormat format, bool overwrite = true);
   ~FileSink() override;
   void begin(const Catalog& catalog, const Plan& plan) override;
   std::span<std::byte> acquire(const Chunk& chunk) override;
@@ -212,6 +216,7 @@ class FileSink : public Sink {
   struct State;
   std::string path_;
   FileFormat format_;
+  bool overwrite_;
   std::unique_ptr<State> state_;
 };
 

@@ -32,6 +32,14 @@
 
 namespace mneme {
 
+// Which file a source reads (device and inode), to tell an output file that
+// is one of the inputs.
+struct FileId {
+  std::uint64_t device = 0;
+  std::uint64_t inode = 0;
+  bool operator==(const FileId&) const = default;
+};
+
 class Source {
  public:
   virtual ~Source() = default;
@@ -53,6 +61,10 @@ class Source {
   // The implementation serving the reads, for logs and stats: "uring",
   // "pread", "mmap", "memory", "istream", "pipe", "tcp", ...
   virtual std::string_view kind() const { return "custom"; }
+
+  // The local file behind the source (regular files and block devices, also
+  // when redirected to stdin); empty for anything else.
+  virtual std::optional<FileId> file_id() const { return std::nullopt; }
 
   // Blocking read of exactly dst.size() bytes at offset. Used by parsers for
   // header bytes and by the pread fallback.

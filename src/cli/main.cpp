@@ -83,7 +83,7 @@ int inspect(const cli::Args& a, boost::asio::io_context& io) {
   if (a.json) {
     json::object root;
     root["format"] = std::string(format_name(cat.format));
-    if (cat.format_version) root["version"] = cat.format_version;
+    if (cat.header.version) root["version"] = cat.header.version;
     json::array sources;
     for (const auto& s : cat.sources) sources.emplace_back(s->name());
     root["sources"] = std::move(sources);
@@ -94,8 +94,8 @@ int inspect(const cli::Args& a, boost::asio::io_context& io) {
     for (const auto& [name, e] : by_dtype) dtypes[name] = json::object{{"count", e.first}, {"bytes", e.second}};
     root["dtypes"] = std::move(dtypes);
     json::object meta;
-    for (const auto& [k, v] : cat.metadata) meta[k] = v;
-    for (const auto& [k, v] : cat.array_metadata) meta[k] = v;
+    for (const auto& [k, v] : cat.header.metadata) meta[k] = v;
+    for (const auto& [k, v] : cat.header.array_metadata) meta[k] = v;
     root["metadata"] = std::move(meta);
     json::array tensors;
     for (const auto& t : cat.tensors) {
@@ -113,15 +113,15 @@ int inspect(const cli::Args& a, boost::asio::io_context& io) {
     return 0;
   }
   std::cout << "format   " << format_name(cat.format);
-  if (cat.format_version) std::cout << " v" << cat.format_version;
+  if (cat.header.version) std::cout << " v" << cat.header.version;
   std::cout << " (" << cat.sources.size() << " source" << (cat.sources.size() == 1 ? "" : "s") << ")\n";
   std::cout << "tensors  " << cat.tensors.size() << ", " << human_bytes(static_cast<double>(cat.total_data_bytes()))
             << " stored, " << human_bytes(static_cast<double>(elements) * 2) << " as BF16\n";
   for (const auto& [name, e] : by_dtype) {
     std::cout << "  " << name << ": " << e.first << " tensors, " << human_bytes(static_cast<double>(e.second)) << "\n";
   }
-  for (const auto& [k, v] : cat.metadata) std::cout << "meta     " << printable(k) << " = " << printable(v, 120) << "\n";
-  for (const auto& [k, v] : cat.array_metadata) std::cout << "meta     " << printable(k) << " = " << v << "\n";
+  for (const auto& [k, v] : cat.header.metadata) std::cout << "meta     " << printable(k) << " = " << printable(v, 120) << "\n";
+  for (const auto& [k, v] : cat.header.array_metadata) std::cout << "meta     " << printable(k) << " = " << v << "\n";
   std::printf("\n%-48s %-8s %-24s %12s\n", "NAME", "DTYPE", "SHAPE", "BYTES");
   for (const auto& t : cat.tensors) {
     std::printf("%-48s %-8s %-24s %12llu  %s\n", printable(t.name, 48).c_str(), tensor_type_name(t).c_str(),

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
 #include <unordered_set>
 
 #include "kernels/gguf/gguf_kernels.hpp"
@@ -55,8 +56,11 @@ class GgufParser {
   std::uint64_t count() { return version_ == 1 ? in_.get<std::uint32_t>() : in_.get<std::uint64_t>(); }
   std::string str(std::uint64_t cap) { return in_.string(count(), cap); }
 
-  std::string scalar_text(std::uint32_t type);
-  std::string value_text(std::uint32_t type, const std::string& key, int depth);
+  // Reads one metadata value of `type`, appends it to `out` encoded as GGUF v3
+  // stores it, and returns it as text (arrays summarised as "array<t>[n]").
+  std::string value(std::uint32_t type, const std::string& key, int depth, std::string& out);
+  std::string scalar(std::uint32_t type, std::string& out);
+  void count_metadata(std::uint64_t bytes);
 
   SourcePtr source_;
   const Limits& limits_;
@@ -66,21 +70,38 @@ class GgufParser {
   std::optional<std::uint32_t> alignment_;
 };
 
-std::string GgufParser::scalar_text(std::uint32_t type) {
+void GgufParser::count_metadata(std::uint64_t bytes) {
+  metadata_bytes_ = checked_add(metadata_bytes_, bytes, "gguf metadata size");
+  if (metadata_bytes_ > limits_.max_header_bytes) {
+    fail(ErrorKind::limit, "gguf " + printable(source_->name()) + ": metadata exceeds the header cap");
+  }
+}
+
+void put_u32(std::string& out, std::uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); }
+void put_u64(std::string& out, std::uint64_t v) { out.append(reinterpret_cast<const char*>(&v), 8); }
+
+template <typename T>
+T take(ForwardReader& in, std::string& out) {
+  const T v = in.get<T>();
+  out.append(reinterpret_cast<const char*>(&v), sizeof v);
+  return v;
+}
+
+std::string GgufParser::scalar(std::uint32_t type, std::string& out) {
   char buf[64];
   switch (type) {
-    case kU8: return std::to_string(in_.get<std::uint8_t>());
-    case kI8: return std::to_string(in_.get<std::int8_t>());
-    case kU16: return std::to_string(in_.get<std::uint16_t>());
-    case kI16: return std::to_string(in_.get<std::int16_t>());
-    case kU32: return std::to_string(in_.get<std::uint32_t>());
-    case kI32: return std::to_string(in_.get<std::int32_t>());
-    case kU64: return std::to_string(in_.get<std::uint64_t>());
-    case kI64: return std::to_string(in_.get<std::int64_t>());
-    case kF32: std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(in_.get<float>())); return buf;
-    case kF64: std::snprintf(buf, sizeof buf, "%.17g", in_.get<double>()); return buf;
+    case kU8: return std::to_string(take<std::uint8_t>(in_, out));
+    case kI8: return std::to_string(take<std::int8_t>(in_, out));
+    case kU16: return std::to_string(take<std::uint16_t>(in_, out));
+    case kI16: return std::to_string(take<std::int16_t>(in_, out));
+    case kU32: return std::to_string(take<std::uint32_t>(in_, out));
+    case kI32: return std::to_string(take<std::int32_t>(in_, out));
+    case kU64: return std::to_string(take<std::uint64_t>(in_, out));
+    case kI64: return std::to_string(take<std::int64_t>(in_, out));
+    case kF32: std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(take<float>(in_, out))); return buf;
+    case kF64: std::snprintf(buf, sizeof buf, "%.17g", take<double>(in_, out)); return buf;
     case kBool: {
-      const auto b = in_.get<std::uint8_t>();
+      const auto b = take<std::uint8_t>(in_, out);
       if (b > 1) bad("bool value " + std::to_string(b));
       return b ? "true" : "false";
     }
@@ -88,13 +109,15 @@ std::string GgufParser::scalar_text(std::uint32_t type) {
   }
 }
 
-std::string GgufParser::value_text(std::uint32_t type, const std::string& key, int depth) {
+std::string GgufParser::value(std::uint32_t type, const std::string& key, int depth, std::string& out) {
   if (type == kString) {
     std::string s = str(kMaxStringBytes);
-    metadata_bytes_ += s.size();
+    count_metadata(s.size());
+    put_u64(out, s.size());
+    out += s;
     return s;
   }
-  if (type != kArray) return scalar_text(type);
+  if (type != kArray) return scalar(type, out);
   if (depth > 2) bad("metadata \"" + printable(key) + "\": arrays nested too deep");
   const auto elem = in_.get<std::uint32_t>();
   const std::uint64_t n = count();
@@ -103,20 +126,22 @@ std::string GgufParser::value_text(std::uint32_t type, const std::string& key, i
   // prefix): a count the file cannot hold is rejected before the loop.
   const std::uint64_t min_elem = elem == kString ? (version_ == 1 ? 4 : 8) : elem == kArray ? 12 : scalar_size(elem);
   in_.need(checked_mul(n, min_elem, "gguf array size"));
+  put_u32(out, elem);
+  put_u64(out, n);
   if (elem != kString && elem != kArray) {
-    in_.skip(n * min_elem);
+    count_metadata(n * min_elem);
+    const std::size_t at = out.size();
+    out.resize(at + static_cast<std::size_t>(n * min_elem));
+    in_.read(out.data() + at, static_cast<std::size_t>(n * min_elem));
+    if (elem == kBool) {
+      for (std::size_t i = at; i < out.size(); ++i) {
+        if (static_cast<unsigned char>(out[i]) > 1) bad("metadata \"" + printable(key) + "\": bool value " + std::to_string(+out[i]));
+      }
+    }
   } else {
     for (std::uint64_t i = 0; i < n; ++i) {
-      if (elem == kString) {
-        const std::uint64_t len = count();
-        in_.skip(len);
-        metadata_bytes_ = checked_add(metadata_bytes_, len, "gguf metadata size");
-      } else {
-        value_text(kArray, key, depth + 1);
-      }
-      if (metadata_bytes_ > limits_.max_header_bytes) {
-        fail(ErrorKind::limit, "gguf " + printable(source_->name()) + ": metadata exceeds the header cap");
-      }
+      count_metadata(elem == kString ? 8 : 12);  // each element's own prefix in the copy
+      value(elem, key, depth + 1, out);
     }
   }
   return std::string("array<") + value_type_name(elem) + ">[" + std::to_string(n) + "]";
@@ -142,32 +167,29 @@ Catalog GgufParser::parse() {
 
   Catalog cat;
   cat.format = Format::gguf;
-  cat.format_version = version_;
+  cat.header.version = version_;
   cat.sources.push_back(source_);
   std::unordered_set<std::string> keys;
-  if (version_ >= 2) {
-    in_.record(&cat.gguf_kv);
-    cat.gguf_kv_count = n_kv;
-  }
   for (std::uint64_t i = 0; i < n_kv; ++i) {
     std::string key = str(kMaxKeyBytes);
     if (!keys.insert(key).second) bad("duplicate metadata key \"" + printable(key) + "\"");
     const auto type = in_.get<std::uint32_t>();
+    if (key == "general.alignment" && type != kU32) {
+      bad("general.alignment has type " + std::string(value_type_name(type)) + ", not u32");
+    }
+    count_metadata(key.size());
+    GgufKv kv{key, type, {}};
+    std::string text = value(type, key, 0, kv.value);
     if (key == "general.alignment") {
-      if (type != kU32) bad("general.alignment has type " + std::string(value_type_name(type)) + ", not u32");
-      const auto a = in_.get<std::uint32_t>();
+      std::uint32_t a = 0;
+      std::memcpy(&a, kv.value.data(), 4);
       if (a == 0 || (a & (a - 1)) != 0) bad("general.alignment " + std::to_string(a) + " is not a power of two");
       alignment_ = a;
-      cat.metadata.emplace_back(std::move(key), std::to_string(a));
-      continue;
     }
-    std::string value = value_text(type, key, 0);
-    metadata_bytes_ = checked_add(metadata_bytes_, key.size(), "gguf metadata size");
-    if (metadata_bytes_ > limits_.max_header_bytes) fail(ErrorKind::limit, "gguf: metadata exceeds the header cap");
-    (type == kArray ? cat.array_metadata : cat.metadata).emplace_back(std::move(key), std::move(value));
+    (type == kArray ? cat.header.array_metadata : cat.header.metadata).emplace_back(std::move(key), std::move(text));
+    cat.header.gguf_kv.push_back(std::move(kv));
   }
 
-  in_.record(nullptr);
   std::unordered_set<std::string> names;
   cat.tensors.reserve(static_cast<std::size_t>(n_tensors));
   std::vector<std::uint64_t> rel_offsets;

@@ -38,30 +38,35 @@ struct Out {
 }  // namespace
 
 std::unique_ptr<TensorFileWriter> create_gguf_file(const std::string& path, const std::vector<TensorEntry>& entries,
-                                                   const Catalog& source) {
+                                                   const Catalog& source, const OutputPolicy& policy) {
   std::uint64_t alignment = 32;
   bool has_alignment = false;
-  for (const auto& [k, v] : source.metadata) {
-    if (k == "general.alignment" && source.format == Format::gguf) {
-      alignment = std::stoull(v);  // validated as a power of two by the parser
-      has_alignment = true;
-    }
-  }
-
   Out kv;
   std::uint64_t n_kv = 0;
-  if (source.format == Format::gguf && source.gguf_kv_count > 0) {
-    kv.bytes = source.gguf_kv;
-    n_kv = source.gguf_kv_count;
+  if (source.format == Format::gguf) {
+    // Every entry as the source typed it; split.* described the source's
+    // split files, not this single output.
+    for (const auto& e : source.header.gguf_kv) {
+      if (e.key.starts_with("split.")) continue;
+      if (e.key == "general.alignment") {
+        std::uint32_t a = 0;
+        std::memcpy(&a, e.value.data(), sizeof a);  // validated u32 power of two by the parser
+        alignment = a;
+        has_alignment = true;
+      }
+      kv.str(e.key);
+      kv.u32(e.type);
+      kv.bytes += e.value;
+      ++n_kv;
+    }
   } else {
-    for (const auto& [k, v] : source.metadata) {
+    for (const auto& [k, v] : source.header.metadata) {
       if (k == "general.alignment") continue;
       kv.str(k);
       kv.u32(8);  // string
       kv.str(v);
       ++n_kv;
     }
-    has_alignment = false;
   }
   if (!has_alignment) {
     kv.str("general.alignment");
@@ -101,7 +106,7 @@ std::unique_ptr<TensorFileWriter> create_gguf_file(const std::string& path, cons
   }
   const std::uint64_t file_size = checked_add(data_start, checked_align_up(offset, alignment, "gguf output size"), "gguf output size");
   return std::make_unique<TensorFileWriter>(path, std::as_bytes(std::span(h.bytes)), std::move(offsets),
-                                            std::move(sizes), file_size);
+                                            std::move(sizes), file_size, policy);
 }
 
 }  // namespace mneme

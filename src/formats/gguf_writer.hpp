@@ -15,6 +15,6 @@
 namespace mneme {
 
 std::unique_ptr<TensorFileWriter> create_gguf_file(const std::string& path, const std::vector<TensorEntry>& entries,
-                                                   const Catalog& source);
+                                                   const Catalog& source, const OutputPolicy& policy = {});
 
 }  // namespace mneme

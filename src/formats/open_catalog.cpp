@@ -31,7 +31,7 @@ constexpr std::uint64_t kMaxIndexBytes = 64ull << 20;
 void merge(Catalog& into, Catalog&& part, std::unordered_map<std::string, std::size_t>& seen) {
   if (into.sources.empty()) {
     into.format = part.format;
-    into.metadata = std::move(part.metadata);
+    into.header = std::move(part.header);
   } else if (into.format != part.format) {
     fail(ErrorKind::unsupported, "cannot combine a " + std::string(format_name(part.format)) +
                                      " source with " + std::string(format_name(into.format)));

@@ -134,7 +134,7 @@ Catalog parse_safetensors(SourcePtr source, const Limits& limits) {
         if (!m.value().is_string()) {
           bad(src, "__metadata__ value of \"" + printable(m.key()) + "\" is not a string");
         }
-        cat.metadata.emplace_back(std::string(m.key()), std::string(m.value().get_string()));
+        cat.header.metadata.emplace_back(std::string(m.key()), std::string(m.value().get_string()));
       }
       continue;
     }

@@ -27,6 +27,7 @@ std::string safetensors_header(const std::vector<TensorEntry>& entries, const st
 
 std::unique_ptr<TensorFileWriter> create_safetensors_file(const std::string& path,
                                                           const std::vector<TensorEntry>& entries,
-                                                          const std::vector<MetadataEntry>& metadata);
+                                                          const std::vector<MetadataEntry>& metadata,
+                                                          const OutputPolicy& policy = {});
 
 }  // namespace mneme

@@ -1,6 +1,11 @@
 // A file of tensors written in place: the header first, then every tensor's
-// bytes at their offsets, in any order, from any thread (pwrite). Built as
-// `path.partial` and renamed by commit(), so a failed run leaves nothing.
+// bytes at their offsets, in any order, from any thread (pwrite). The
+// destination is checked first (output_path.hpp); the bytes go to a temporary
+// of a unique name in the destination's directory (so two runs writing the
+// same output never share one), which commit() syncs and renames over the
+// destination, then syncs the directory. Whatever ends the writer before a
+// successful commit() (an error, a cancelled run, commit itself failing)
+// removes the temporary: a failed run leaves nothing behind.
 // The format writers (safetensors, GGUF) only compute header and offsets.
 #pragma once
 
@@ -9,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "src/formats/output_path.hpp"
+
 namespace mneme {
 
 class TensorFileWriter {
@@ -16,7 +23,7 @@ class TensorFileWriter {
   // `offsets`/`sizes`: absolute place of each tensor's bytes; the file is
   // sized to file_size up front (sparse until written).
   TensorFileWriter(std::string path, std::span<const std::byte> header, std::vector<std::uint64_t> offsets,
-                   std::vector<std::uint64_t> sizes, std::uint64_t file_size);
+                   std::vector<std::uint64_t> sizes, std::uint64_t file_size, const OutputPolicy& policy);
   ~TensorFileWriter();  // discards an uncommitted file
   TensorFileWriter(const TensorFileWriter&) = delete;
   TensorFileWriter& operator=(const TensorFileWriter&) = delete;
@@ -28,10 +35,14 @@ class TensorFileWriter {
   void discard() noexcept;
 
   std::uint64_t file_size() const { return file_size_; }
+  // The temporary the bytes go to until commit(); empty once committed or discarded.
+  const std::string& temporary_path() const { return temp_; }
 
  private:
-  std::string path_;
-  std::string partial_;
+  std::string path_;    // as given, for messages
+  std::string target_;  // the file commit() creates or replaces
+  std::string temp_;
+  bool overwrite_ = true;
   int fd_ = -1;
   std::vector<std::uint64_t> offsets_;
   std::vector<std::uint64_t> sizes_;

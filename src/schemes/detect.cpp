@@ -114,7 +114,7 @@ void check_method(const QuantConfig& config, const std::unordered_set<Encoding>&
 
 void detect_schemes(Catalog& catalog, const boost::json::value* config,
                     const boost::json::value* quantize_config) {
-  const QuantConfig qc = read_quant_config(config, quantize_config, catalog.metadata);
+  const QuantConfig qc = read_quant_config(config, quantize_config, catalog.header.metadata);
   DetectContext ctx(catalog, qc);
   std::unordered_set<Encoding> found;
   // Bigger schemes first: their companion names (".scales", ".weight.absmax")

@@ -54,7 +54,7 @@ std::string file_url_path(const std::string& spec, std::string_view rest) {
 }
 
 SourcePtr open_tcp(const std::string& spec, std::string_view rest,
-                   boost::asio::any_io_executor executor) {
+                   boost::asio::any_io_executor executor, const OpenOptions& options) {
   std::string_view host;
   std::string_view port;
   if (rest.starts_with('[')) {  // [v6]:port
@@ -77,7 +77,7 @@ SourcePtr open_tcp(const std::string& spec, std::string_view rest,
       host.find_first_of("/?#") != std::string_view::npos) {
     fail(ErrorKind::parse, printable(spec) + ": expected tcp://host:port");
   }
-  return make_tcp_source(std::string(host), std::string(port), std::move(executor));
+  return make_tcp_source(std::string(host), std::string(port), options, std::move(executor));
 }
 
 }  // namespace
@@ -93,7 +93,7 @@ SourcePtr open_source(const std::string& spec, boost::asio::any_io_executor exec
   if (lower == "file") {
     return make_file_source(file_url_path(spec, rest), std::move(executor), options.file_io, spec);
   }
-  if (lower == "tcp") return open_tcp(spec, rest, std::move(executor));
+  if (lower == "tcp") return open_tcp(spec, rest, std::move(executor), options);
   fail(ErrorKind::unsupported, printable(spec) + ": unsupported source scheme '" +
                                    printable(scheme) +
                                    "://' (supported: paths, file://, tcp://, -)");

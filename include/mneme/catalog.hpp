@@ -158,11 +158,18 @@ struct ModelHeader {
   std::vector<GgufKv> gguf_kv;
 };
 
+// Something a lenient open found wrong but went on past (CatalogOptions::lenient).
+struct CatalogWarning {
+  std::string tensor;  // the tensor it concerns; empty for the whole model
+  std::string message;
+};
+
 struct Catalog {
   Format format = Format::safetensors;
   ModelHeader header;
   std::vector<SourcePtr> sources;
   std::vector<TensorInfo> tensors;
+  std::vector<CatalogWarning> warnings;
 
   std::uint64_t total_data_bytes() const;
 };

@@ -19,6 +19,7 @@
 // alive themselves when it is owned by a SourcePtr.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -93,6 +94,10 @@ enum class FileIo : std::uint8_t {
 
 struct OpenOptions {
   FileIo file_io = FileIo::automatic;
+  // Network sources: how long connecting may take, and how long a connection
+  // may send nothing while a read waits, before Error{network}.
+  std::chrono::milliseconds connect_timeout{30'000};
+  std::chrono::milliseconds idle_timeout{60'000};
 };
 
 // Picks a source for a spec:

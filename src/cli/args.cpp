@@ -1,62 +1,249 @@
 #include "src/cli/args.hpp"
 
+#include <algorithm>
+#include <array>
 #include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
 #include <limits>
+#include <string_view>
 
 namespace mneme::cli {
+namespace {
 
-std::uint64_t parse_size(const std::string& text) {
-  std::size_t pos = 0;
-  unsigned long long value = 0;
-  try {
-    value = std::stoull(text, &pos);
-  } catch (const std::exception&) {
-    throw UsageError("not a size: " + text);
+enum Cmd : unsigned { kInspect = 1, kRemember = 2, kConvert = 4, kLoad = 8, kAll = 15 };
+constexpr unsigned kTransfer = kRemember | kConvert | kLoad;
+
+struct Option {
+  const char* name;
+  const char* alias;  // or nullptr
+  const char* value;  // the value's name in help, nullptr for a flag
+  unsigned commands;
+  const char* help;
+};
+
+// One table: parsing, per-command acceptance and the help text.
+constexpr std::array kOptions{
+    Option{"--json", nullptr, nullptr, kInspect, "print the catalog as JSON (warnings in a \"warnings\" array)"},
+    Option{"--output", "-o", "OUT", kRemember | kConvert,
+           "output file: a new path or a regular file (a symlink is followed to its target);\n"
+           "never a directory, device, FIFO, socket or one of the inputs"},
+    Option{"--force", nullptr, nullptr, kRemember | kConvert, "replace OUT if it exists"},
+    Option{"--to", nullptr, "TYPE", kRemember | kConvert | kLoad,
+           "remember: bf16 (default), f16 or f32; load: bf16, f16 or f32 (default: floats as stored);\n"
+           "convert: safetensors or gguf (required)"},
+    Option{"--dtype", nullptr, "TYPE", kConvert, "convert float tensors to bf16, f16 or f32 (default: as stored)"},
+    Option{"--threads", nullptr, "N", kTransfer, "decode threads, 1..1024 (default: every core)"},
+    Option{"--budget", nullptr, "SIZE", kTransfer,
+           "input buffer memory, at least one chunk (default 64M); also caps a tensor held whole"},
+    Option{"--chunk", nullptr, "SIZE", kTransfer, "largest chunk one decode reads, 1k..1G (default 4M; small values for tests)"},
+    Option{"--io", nullptr, "MODE", kAll,
+           "file reads: auto (default: io_uring, pread where io_uring is refused), uring, pread, mmap"},
+    Option{"--config", nullptr, "FILE", kAll,
+           "the model's config.json (default: the one beside a local safetensors model)"},
+    Option{"--allow-partial", nullptr, nullptr, kTransfer, "go on when shards of the model are missing"},
+    Option{"--keep-scales", nullptr, nullptr, kTransfer,
+           "keep activation-quantization scales (input_scale, k_scale, v_scale...) of decoded models"},
+    Option{"--connect-timeout", nullptr, "SECS", kAll, "give up connecting to a network source (default 30)"},
+    Option{"--timeout", nullptr, "SECS", kAll, "give up when a network source sends nothing for SECS (default 60)"},
+    Option{"--quiet", "-q", nullptr, kTransfer, "no progress bar and no summary"},
+};
+
+struct Command {
+  const char* name;
+  unsigned bit;
+  const char* synopsis;
+  const char* what;
+};
+
+constexpr std::array kCommands{
+    Command{"inspect", kInspect, "inspect SRC... [options]",
+            "Reads only the headers: format, version, metadata, every tensor with its dtype, shape\n"
+            "and quantization scheme. Problems with a scheme or missing shards are warnings here."},
+    Command{"remember", kRemember, "remember SRC... [-o OUT] [options]",
+            "Decodes quantized tensors and converts float tensors to --to (default bf16), passes\n"
+            "the rest through, keeps the metadata, and writes one safetensors file (default OUT:\n"
+            "<model>-<type>.safetensors in the current directory)."},
+    Command{"convert", kConvert, "convert SRC... --to safetensors|gguf -o OUT [options]",
+            "Writes the model as safetensors or GGUF v3, keeping float tensors as they are unless\n"
+            "--dtype is given; GGUF metadata is carried over with its types."},
+    Command{"load", kLoad, "load SRC... [options]",
+            "Streams every tensor through the decoders into a discarding sink and prints the run\n"
+            "statistics (a benchmark of reading and decoding)."},
+};
+
+constexpr const char* kSources =
+    "SRC is a model file (format detected by content: safetensors, GGUF, NPZ, NPY, PyTorch zip),\n"
+    "a directory of one (safetensors shards or index, pytorch_model.bin shards or index, GGUF\n"
+    "splits, NPZ/NPY files), a model.safetensors.index.json, file://PATH, tcp://HOST:PORT, or -\n"
+    "for standard input. Several SRC are shards of one model. SIZE takes k, M, G (binary).\n";
+
+const Command* find_command(std::string_view name) {
+  for (const auto& c : kCommands) {
+    if (name == c.name) return &c;
   }
-  std::string unit = text.substr(pos);
-  if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
-  if (!unit.empty() && (unit.back() == 'i')) unit.pop_back();
+  return nullptr;
+}
+
+std::string option_line(const Option& o) {
+  std::string head = "  ";
+  head += o.alias ? std::string(o.alias) + ", " + o.name : std::string("    ") + o.name;
+  if (o.value) head += std::string(" ") + o.value;
+  std::string text(o.help);
+  std::string out;
+  const std::string pad(28, ' ');
+  std::size_t start = 0;
+  bool first = true;
+  while (start <= text.size()) {
+    const auto nl = text.find('\n', start);
+    const std::string line = text.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+    if (first) {
+      out += head.size() < pad.size() ? head + std::string(pad.size() - head.size(), ' ') + line
+                                      : head + "\n" + pad + line;
+      first = false;
+    } else {
+      out += "\n" + pad + line;
+    }
+    if (nl == std::string::npos) break;
+    start = nl + 1;
+  }
+  return out + "\n";
+}
+
+unsigned parse_threads(const std::string& v) {
+  const bool digits = !v.empty() && v.size() <= 4 &&
+                      std::all_of(v.begin(), v.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  const unsigned long n = digits ? std::stoul(v) : 0;
+  if (n < 1 || n > 1024) throw UsageError("--threads must be a whole number from 1 to 1024, not '" + v + "'");
+  return static_cast<unsigned>(n);
+}
+
+double parse_seconds(const std::string& v, const std::string& option) {
+  char* end = nullptr;
+  const double s = v.empty() ? 0 : std::strtod(v.c_str(), &end);
+  if (v.empty() || *end != '\0' || !std::isfinite(s) || s <= 0 || s > 86400) {
+    throw UsageError(option + " must be a number of seconds above 0 (at most 86400), not '" + v + "'");
+  }
+  return s;
+}
+
+}  // namespace
+
+std::uint64_t parse_size(const std::string& text, const std::string& option) {
+  std::size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  const auto bad = [&] {
+    return UsageError(option + " needs a size like 4096, 512k, 64M or 1G, not '" + text + "'");
+  };
+  if (digits == 0 || digits > 20) throw bad();
+  std::string unit = text.substr(digits);
+  if (unit.ends_with("iB") || unit.ends_with("ib")) unit.resize(unit.size() - 2);
+  else if (unit.size() == 2 && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
   unsigned shift = 0;
   if (unit.empty()) shift = 0;
   else if (unit == "k" || unit == "K") shift = 10;
   else if (unit == "m" || unit == "M") shift = 20;
   else if (unit == "g" || unit == "G") shift = 30;
   else if (unit == "t" || unit == "T") shift = 40;
-  else throw UsageError("unknown size unit in " + text);
-  if (value > (std::numeric_limits<std::uint64_t>::max() >> shift)) throw UsageError("size too large: " + text);
+  else throw bad();
+  const std::string number = text.substr(0, digits);
+  errno = 0;
+  const unsigned long long value = std::strtoull(number.c_str(), nullptr, 10);
+  if (errno == ERANGE || value > (std::numeric_limits<std::uint64_t>::max() >> shift)) {
+    throw UsageError(option + " " + text + " is too large");
+  }
   return static_cast<std::uint64_t>(value) << shift;
 }
 
+std::string usage(const std::string& command) {
+  if (const Command* c = find_command(command)) {
+    std::string u = std::string("usage: mneme ") + c->synopsis + "\n\n" + c->what + "\n\noptions:\n";
+    for (const auto& o : kOptions) {
+      if (o.commands & c->bit) u += option_line(o);
+    }
+    u += "  -h, --help                show this help\n\n";
+    return u + kSources;
+  }
+  std::string u = "usage: mneme COMMAND SRC... [options]\n\ncommands:\n";
+  for (const auto& c : kCommands) u += std::string("  mneme ") + c.synopsis + "\n";
+  u += "\n  mneme --version           print the version\n"
+       "  mneme COMMAND --help      the options of one command\n\n";
+  return u + kSources + "'--' ends the options: every argument after it is a source.\n";
+}
+
 Args parse_args(int argc, char** argv) {
-  if (argc < 2) throw UsageError("no command given");
   Args a;
-  a.command = argv[1];
+  if (argc < 2) throw UsageError("no command given");
+  const std::string first = argv[1];
+  if (first == "--help" || first == "-h" || first == "help") {
+    a.command = "help";
+    if (argc > 2 && find_command(argv[2])) a.command = argv[2], a.help = true;
+    return a;
+  }
+  if (first == "--version" || first == "-V") {
+    a.command = "version";
+    return a;
+  }
+  const Command* cmd = find_command(first);
+  if (!cmd) throw UsageError("unknown command '" + first + "'");
+  a.command = first;
+  bool options_done = false;
   for (int i = 2; i < argc; ++i) {
     const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw UsageError(arg + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "-o" || arg == "--output") a.output = value();
-    else if (arg == "--to") a.to = value();
-    else if (arg == "--dtype") a.dtype = value();
-    else if (arg == "--io") a.io = value();
-    else if (arg == "--threads") {
-      const std::string v = value();
-      try {
-        const unsigned long n = std::stoul(v);
-        if (n == 0 || n > 1024) throw UsageError("--threads must be 1..1024");
-        a.threads = static_cast<unsigned>(n);
-      } catch (const std::logic_error&) {
-        throw UsageError("--threads needs a number, got " + v);
-      }
+    if (options_done || arg == "-" || arg.empty() || arg[0] != '-') {
+      a.sources.push_back(arg);
+      continue;
     }
-    else if (arg == "--budget") a.budget = parse_size(value());
-    else if (arg == "--chunk") a.chunk = parse_size(value());
-    else if (arg == "--json") a.json = true;
-    else if (arg == "-q" || arg == "--quiet") a.quiet = true;
-    else if (arg.size() > 1 && arg[0] == '-' ) throw UsageError("unknown option " + arg);
-    else a.sources.push_back(arg);
+    if (arg == "--") {
+      options_done = true;
+      continue;
+    }
+    if (arg == "--help" || arg == "-h") {
+      a.help = true;
+      continue;
+    }
+    // --name=value is accepted as well as --name value.
+    std::string name = arg;
+    std::optional<std::string> inline_value;
+    if (const auto eq = arg.find('='); arg.starts_with("--") && eq != std::string::npos) {
+      name = arg.substr(0, eq);
+      inline_value = arg.substr(eq + 1);
+    }
+    const auto it = std::find_if(kOptions.begin(), kOptions.end(), [&](const Option& o) {
+      return name == o.name || (o.alias && name == o.alias);
+    });
+    if (it == kOptions.end()) throw UsageError("unknown option " + name);
+    if (!(it->commands & cmd->bit)) throw UsageError(a.command + " does not take " + it->name);
+    std::string value;
+    if (it->value) {
+      if (inline_value) value = *inline_value;
+      else if (i + 1 < argc) value = argv[++i];
+      else throw UsageError(std::string(it->name) + " needs a value (" + it->value + ")");
+    } else if (inline_value) {
+      throw UsageError(std::string(it->name) + " takes no value");
+    }
+    const std::string_view o = it->name;
+    if (o == "--json") a.json = true;
+    else if (o == "--output") a.output = value;
+    else if (o == "--force") a.force = true;
+    else if (o == "--to") a.to = value;
+    else if (o == "--dtype") a.dtype = value;
+    else if (o == "--threads") a.threads = parse_threads(value);
+    else if (o == "--budget") a.budget = parse_size(value, "--budget");
+    else if (o == "--chunk") a.chunk = parse_size(value, "--chunk");
+    else if (o == "--io") a.io = value;
+    else if (o == "--config") a.config = value;
+    else if (o == "--allow-partial") a.allow_partial = true;
+    else if (o == "--keep-scales") a.keep_scales = true;
+    else if (o == "--connect-timeout") a.connect_timeout = parse_seconds(value, "--connect-timeout");
+    else if (o == "--timeout") a.timeout = parse_seconds(value, "--timeout");
+    else if (o == "--quiet") a.quiet = true;
+  }
+  if (a.help) return a;
+  if (a.sources.empty()) throw UsageError(a.command + " needs at least one source");
+  if (a.chunk && (*a.chunk < (1u << 10) || *a.chunk > (1u << 30))) {
+    throw UsageError("--chunk must be from 1k to 1G");
   }
   return a;
 }

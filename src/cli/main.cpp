@@ -1,12 +1,18 @@
-// mneme: inspect, remember (stream-convert to safetensors) and load models.
-// Errors: one line on stderr, exit 1. Usage errors: exit 2.
+// mneme: inspect, remember (stream-decode to safetensors), convert and load models.
+// Errors: one line on stderr, exit 1. Usage errors: one line and a pointer to
+// --help, exit 2. SIGINT / SIGTERM: the run is cancelled, its temporary
+// output removed, exit 130 / 143.
+#include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <regex>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/json.hpp>
@@ -15,25 +21,45 @@
 #include "mneme/formats.hpp"
 #include "mneme/pipeline.hpp"
 #include "src/cli/args.hpp"
+#include "src/formats/output_path.hpp"
 #include "src/schemes/detect.hpp"
+
+#ifndef MNEME_VERSION
+#define MNEME_VERSION "unknown"
+#endif
 
 namespace {
 
 namespace json = boost::json;
+namespace fs = std::filesystem;
 using namespace mneme;
 
-constexpr const char* kUsage = R"(usage:
-  mneme inspect SRC... [--json]
-  mneme remember SRC... [-o OUT] [--to bf16|f16|f32] [--threads N] [--budget SIZE] [--io MODE]
-  mneme convert SRC... --to safetensors|gguf -o OUT [--dtype bf16|f16|f32] [...]
-  mneme load SRC... [--to bf16|f16|f32] [--threads N] [--budget SIZE] [--io MODE]
+// --- signals -----------------------------------------------------------------
 
-remember and load convert float tensors to --to and decode quantized ones to it
-(default bf16); convert keeps float tensors as they are unless --dtype is given.
-SRC is a file, a directory or model.safetensors.index.json of a sharded model,
-file://PATH, tcp://HOST:PORT, or - for stdin. Several SRC are shards of one model.
-MODE is uring (default, falls back to pread), pread or mmap. SIZE accepts k/M/G.
-)";
+std::atomic<bool> g_cancel{false};
+volatile sig_atomic_t g_signal = 0;
+
+extern "C" void on_signal(int sig) {
+  g_signal = sig;
+  g_cancel.store(true);  // lock-free: async-signal-safe
+}
+
+// The first SIGINT/SIGTERM cancels the run cleanly; a second one (the handler
+// resets itself) ends the process at once.
+void install_signal_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESETHAND;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+void throw_if_interrupted() {
+  if (g_cancel.load()) fail(ErrorKind::cancelled, "interrupted");
+}
+
+// --- formatting ----------------------------------------------------------------
 
 std::string human_bytes(double b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -53,85 +79,17 @@ std::string shape_text(const std::vector<std::uint64_t>& shape) {
   return s + "]";
 }
 
-OpenOptions open_options(const cli::Args& a) {
-  OpenOptions o;
-  if (!a.io || *a.io == "uring" || *a.io == "auto") o.file_io = a.io && *a.io == "uring" ? FileIo::uring : FileIo::automatic;
-  else if (*a.io == "pread") o.file_io = FileIo::pread;
-  else if (*a.io == "mmap") o.file_io = FileIo::mmap;
-  else throw cli::UsageError("--io must be uring, pread or mmap");
-  return o;
+std::string duration_text(double secs) {
+  const auto s = static_cast<long long>(std::llround(std::max(secs, 0.0)));
+  char buf[32];
+  if (s >= 3600) std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", s / 3600, s / 60 % 60, s % 60);
+  else std::snprintf(buf, sizeof buf, "%lld:%02lld", s / 60, s % 60);
+  return buf;
 }
 
-std::optional<OutType> out_type(const std::optional<std::string>& flag, const char* name,
-                                std::optional<OutType> fallback) {
-  if (!flag) return fallback;
-  const auto t = out_type_from_name(*flag);
-  if (!t) throw cli::UsageError(std::string(name) + " must be bf16, f16 or f32");
-  return t;
-}
-
-int inspect(const cli::Args& a, boost::asio::io_context& io) {
-  const Catalog cat = open_catalog(a.sources, io.get_executor(), open_options(a));
-  std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> by_dtype;  // count, bytes
-  std::uint64_t elements = 0;
-  for (const auto& t : cat.tensors) {
-    auto& e = by_dtype[tensor_type_name(t)];
-    ++e.first;
-    e.second += t.data.length;
-    elements += t.element_count();
-  }
-  if (a.json) {
-    json::object root;
-    root["format"] = std::string(format_name(cat.format));
-    if (cat.header.version) root["version"] = cat.header.version;
-    json::array sources;
-    for (const auto& s : cat.sources) sources.emplace_back(s->name());
-    root["sources"] = std::move(sources);
-    root["tensor_count"] = cat.tensors.size();
-    root["total_bytes"] = cat.total_data_bytes();
-    root["bf16_bytes"] = elements * 2;
-    json::object dtypes;
-    for (const auto& [name, e] : by_dtype) dtypes[name] = json::object{{"count", e.first}, {"bytes", e.second}};
-    root["dtypes"] = std::move(dtypes);
-    json::object meta;
-    for (const auto& [k, v] : cat.header.metadata) meta[k] = v;
-    for (const auto& [k, v] : cat.header.array_metadata) meta[k] = v;
-    root["metadata"] = std::move(meta);
-    json::array tensors;
-    for (const auto& t : cat.tensors) {
-      json::array shape(t.shape.begin(), t.shape.end());
-      tensors.push_back(json::object{{"name", t.name},
-                                     {"dtype", tensor_type_name(t)},
-                                     {"scheme", scheme_description(t)},
-                                     {"shape", std::move(shape)},
-                                     {"bytes", t.data.length},
-                                     {"source", t.data.source},
-                                     {"offset", t.data.offset}});
-    }
-    root["tensors"] = std::move(tensors);
-    std::cout << json::serialize(root) << "\n";
-    return 0;
-  }
-  std::cout << "format   " << format_name(cat.format);
-  if (cat.header.version) std::cout << " v" << cat.header.version;
-  std::cout << " (" << cat.sources.size() << " source" << (cat.sources.size() == 1 ? "" : "s") << ")\n";
-  std::cout << "tensors  " << cat.tensors.size() << ", " << human_bytes(static_cast<double>(cat.total_data_bytes()))
-            << " stored, " << human_bytes(static_cast<double>(elements) * 2) << " as BF16\n";
-  for (const auto& [name, e] : by_dtype) {
-    std::cout << "  " << name << ": " << e.first << " tensors, " << human_bytes(static_cast<double>(e.second)) << "\n";
-  }
-  for (const auto& [k, v] : cat.header.metadata) std::cout << "meta     " << printable(k) << " = " << printable(v, 120) << "\n";
-  for (const auto& [k, v] : cat.header.array_metadata) std::cout << "meta     " << printable(k) << " = " << v << "\n";
-  std::printf("\n%-48s %-8s %-24s %12s\n", "NAME", "DTYPE", "SHAPE", "BYTES");
-  for (const auto& t : cat.tensors) {
-    std::printf("%-48s %-8s %-24s %12llu  %s\n", printable(t.name, 48).c_str(), tensor_type_name(t).c_str(),
-                shape_text(t.shape).c_str(), static_cast<unsigned long long>(t.data.length),
-                scheme_description(t).c_str());
-  }
-  return 0;
-}
-
-// A one-line progress bar on stderr, redrawn at most ten times a second.
+// A one-line progress bar on stderr (a terminal only), redrawn at most ten
+// times a second: done / total, rate and time left, all in one unit. Whatever
+// prints next on stderr calls end_line() first.
 class Progress {
  public:
   explicit Progress(bool enabled) : enabled_(enabled), start_(std::chrono::steady_clock::now()) {}
@@ -144,20 +102,182 @@ class Progress {
     const int width = 30;
     const int filled = static_cast<int>(frac * width);
     const double secs = std::chrono::duration<double>(now - start_).count();
-    std::fprintf(stderr, "\r[%.*s%*s] %3.0f%% %s/s ", filled, "##############################", width - filled, "",
-                 frac * 100, human_bytes(secs > 0 ? static_cast<double>(done) / secs : 0).c_str());
-    if (done >= total) std::fputc('\n', stderr);
+    const double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
+    const std::string eta = rate > 0 && done < total ? " ETA " + duration_text(static_cast<double>(total - done) / rate) : "";
+    std::fprintf(stderr, "\r[%.*s%*s] %3.0f%% %s / %s, %s/s%s\033[K", filled, "##############################",
+                 width - filled, "", frac * 100, human_bytes(static_cast<double>(done)).c_str(),
+                 human_bytes(static_cast<double>(total)).c_str(), human_bytes(rate).c_str(), eta.c_str());
+    open_ = true;
+    if (done >= total) end_line();
+  }
+  void end_line() {
+    if (open_) std::fputc('\n', stderr);
+    open_ = false;
   }
 
  private:
   bool enabled_;
+  bool open_ = false;
   std::chrono::steady_clock::time_point start_, last_{};
 };
+
+Progress* g_progress = nullptr;
+
+void warn(const std::string& text) {
+  if (g_progress) g_progress->end_line();
+  std::cerr << "mneme: warning: " << text << "\n";
+}
+
+// --- options -------------------------------------------------------------------
+
+CatalogOptions catalog_options(const cli::Args& a, bool lenient) {
+  CatalogOptions o;
+  if (!a.io || *a.io == "auto") o.open.file_io = FileIo::automatic;
+  else if (*a.io == "uring") o.open.file_io = FileIo::uring;
+  else if (*a.io == "pread") o.open.file_io = FileIo::pread;
+  else if (*a.io == "mmap") o.open.file_io = FileIo::mmap;
+  else throw cli::UsageError("--io must be auto, uring, pread or mmap, not '" + *a.io + "'");
+  const auto ms = [](double s) { return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000)); };
+  if (a.connect_timeout) o.open.connect_timeout = ms(*a.connect_timeout);
+  if (a.timeout) o.open.idle_timeout = ms(*a.timeout);
+  if (a.config) o.config_path = *a.config;
+  o.lenient = lenient;
+  o.allow_partial = a.allow_partial;
+  return o;
+}
+
+std::optional<OutType> out_type(const std::optional<std::string>& flag, const char* name,
+                                std::optional<OutType> fallback) {
+  if (!flag) return fallback;
+  const auto t = out_type_from_name(*flag);
+  if (!t) throw cli::UsageError(std::string(name) + " must be bf16, f16 or f32, not '" + *flag + "'");
+  return t;
+}
+
+Catalog open_model(const cli::Args& a, boost::asio::io_context& io, bool lenient) {
+  Catalog cat = open_catalog(a.sources, io.get_executor(), catalog_options(a, lenient));
+  throw_if_interrupted();
+  return cat;
+}
+
+// --- inspect -------------------------------------------------------------------
+
+bool is_float(DType t) { return t == DType::f32 || t == DType::f16 || t == DType::bf16 || t == DType::f64; }
+
+// What `remember` would write at BF16: float and quantized tensors as BF16,
+// everything else (integers, bool) at its stored size.
+std::uint64_t remembered_bf16_bytes(const Catalog& cat) {
+  std::uint64_t n = 0;
+  for (const auto& t : cat.tensors) {
+    n += t.encoding != Encoding::plain || is_float(t.dtype) ? t.element_count() * 2 : t.byte_size();
+  }
+  return n;
+}
+
+int inspect(const cli::Args& a, boost::asio::io_context& io) {
+  const Catalog cat = open_model(a, io, /*lenient=*/true);
+  std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> by_dtype;  // count, bytes
+  std::map<std::string, std::vector<std::string>> tensor_warnings;
+  for (const auto& w : cat.warnings) tensor_warnings[w.tensor].push_back(w.message);
+  for (const auto& t : cat.tensors) {
+    auto& e = by_dtype[tensor_type_name(t)];
+    ++e.first;
+    e.second += t.data.length;
+  }
+  const std::uint64_t bf16_bytes = remembered_bf16_bytes(cat);
+  if (a.json) {
+    json::object root;
+    root["format"] = std::string(format_name(cat.format));
+    if (cat.header.version) root["version"] = cat.header.version;
+    json::array sources;
+    for (const auto& s : cat.sources) sources.emplace_back(s->name());
+    root["sources"] = std::move(sources);
+    root["tensor_count"] = cat.tensors.size();
+    root["total_bytes"] = cat.total_data_bytes();
+    root["bf16_bytes"] = bf16_bytes;
+    json::object dtypes;
+    for (const auto& [name, e] : by_dtype) dtypes[name] = json::object{{"count", e.first}, {"bytes", e.second}};
+    root["dtypes"] = std::move(dtypes);
+    json::object meta;
+    for (const auto& [k, v] : cat.header.metadata) meta[k] = v;
+    for (const auto& [k, v] : cat.header.array_metadata) meta[k] = v;
+    root["metadata"] = std::move(meta);
+    json::array warnings;
+    for (const auto& w : cat.warnings) {
+      json::object o{{"message", w.message}};
+      if (!w.tensor.empty()) o["tensor"] = w.tensor;
+      warnings.push_back(std::move(o));
+    }
+    root["warnings"] = std::move(warnings);
+    json::array tensors;
+    for (const auto& t : cat.tensors) {
+      json::array shape(t.shape.begin(), t.shape.end());
+      json::object o{{"name", t.name},
+                     {"dtype", tensor_type_name(t)},
+                     {"scheme", scheme_description(t)},
+                     {"shape", std::move(shape)},
+                     {"bytes", t.data.length},
+                     {"source", t.data.source},
+                     {"offset", t.data.offset}};
+      if (const auto it = tensor_warnings.find(t.name); it != tensor_warnings.end()) {
+        o["warnings"] = json::array(it->second.begin(), it->second.end());
+      }
+      tensors.push_back(std::move(o));
+    }
+    root["tensors"] = std::move(tensors);
+    std::cout << json::serialize(root) << "\n";
+    return 0;
+  }
+  std::cout << "format   " << format_name(cat.format);
+  if (cat.header.version) std::cout << " v" << cat.header.version;
+  std::cout << " (" << cat.sources.size() << " source" << (cat.sources.size() == 1 ? "" : "s") << ")\n";
+  std::cout << "tensors  " << cat.tensors.size() << ", " << human_bytes(static_cast<double>(cat.total_data_bytes()))
+            << " stored, " << human_bytes(static_cast<double>(bf16_bytes))
+            << " remembered as BF16 (float and quantized tensors converted, others as stored)\n";
+  for (const auto& [name, e] : by_dtype) {
+    std::cout << "  " << name << ": " << e.first << " tensors, " << human_bytes(static_cast<double>(e.second)) << "\n";
+  }
+  for (const auto& [k, v] : cat.header.metadata) std::cout << "meta     " << printable(k) << " = " << printable(v, 120) << "\n";
+  for (const auto& [k, v] : cat.header.array_metadata) std::cout << "meta     " << printable(k) << " = " << v << "\n";
+  for (const auto& w : cat.warnings) {
+    std::cout << "warning  " << (w.tensor.empty() ? "" : printable(w.tensor) + ": ") << printable(w.message, 400) << "\n";
+  }
+  // Columns as wide as their widest entry: full names, whatever the dtype.
+  struct Row {
+    std::string name, dtype, shape, bytes, scheme;
+  };
+  std::vector<Row> rows{{"NAME", "DTYPE", "SHAPE", "BYTES", "SCHEME"}};
+  for (const auto& t : cat.tensors) {
+    std::string scheme = scheme_description(t);
+    if (tensor_warnings.count(t.name)) scheme += scheme.empty() ? "(see warning)" : " (see warning)";
+    rows.push_back({printable(t.name, 4096), tensor_type_name(t), shape_text(t.shape), std::to_string(t.data.length),
+                    scheme});
+  }
+  std::size_t w[4] = {0, 0, 0, 0};
+  for (const auto& r : rows) {
+    w[0] = std::max(w[0], r.name.size());
+    w[1] = std::max(w[1], r.dtype.size());
+    w[2] = std::max(w[2], r.shape.size());
+    w[3] = std::max(w[3], r.bytes.size());
+  }
+  std::cout << "\n";
+  for (const auto& r : rows) {
+    std::string line = r.name + std::string(w[0] - r.name.size() + 2, ' ') + r.dtype +
+                       std::string(w[1] - r.dtype.size() + 2, ' ') + r.shape + std::string(w[2] - r.shape.size() + 2, ' ') +
+                       std::string(w[3] - r.bytes.size(), ' ') + r.bytes;
+    if (!r.scheme.empty()) line += "  " + r.scheme;
+    std::cout << line << "\n";
+  }
+  return 0;
+}
+
+// --- remember / convert / load ---------------------------------------------------
 
 RunOptions run_options(const cli::Args& a, Progress& progress) {
   RunOptions r;
   if (a.threads) r.threads = *a.threads;
   if (a.budget) r.budget_bytes = *a.budget;
+  r.cancel = &g_cancel;
   r.progress = [&progress](std::uint64_t d, std::uint64_t t) { progress.update(d, t); };
   return r;
 }
@@ -166,28 +286,74 @@ PlanOptions plan_options(const cli::Args& a, std::optional<OutType> to) {
   PlanOptions p;
   p.to = to;
   if (a.chunk) p.max_chunk_bytes = *a.chunk;
-  if (a.budget && *a.budget < p.max_chunk_bytes) p.max_chunk_bytes = std::max<std::uint64_t>(*a.budget, 64);
+  if (a.budget) {
+    if (*a.budget < p.max_chunk_bytes) {
+      throw cli::UsageError("--budget " + human_bytes(static_cast<double>(*a.budget)) + " is below one chunk (" +
+                            human_bytes(static_cast<double>(p.max_chunk_bytes)) + "); lower --chunk to go below");
+    }
+    // A tensor held whole (GPTQ/AWQ output, strided storage) may take the budget.
+    p.max_materialize_bytes = std::max(p.max_materialize_bytes, *a.budget);
+  }
   return p;
 }
 
 void print_stats(const RunStats& s, const char* verb) {
-  const double gbs = s.wall_seconds > 0 ? static_cast<double>(s.bytes_read) / s.wall_seconds / 1e9 : 0;
-  std::fprintf(stderr, "%s %s -> %s in %.3f s (%.2f GB/s read), %u thread%s\n", verb,
+  const double rate = s.wall_seconds > 0 ? static_cast<double>(s.bytes_read) / s.wall_seconds : 0;
+  std::fprintf(stderr, "%s %s -> %s in %.3f s (%s/s read), %u thread%s\n", verb,
                human_bytes(static_cast<double>(s.bytes_read)).c_str(),
-               human_bytes(static_cast<double>(s.bytes_written)).c_str(), s.wall_seconds, gbs, s.threads,
-               s.threads == 1 ? "" : "s");
+               human_bytes(static_cast<double>(s.bytes_written)).c_str(), s.wall_seconds, human_bytes(rate).c_str(),
+               s.threads, s.threads == 1 ? "" : "s");
   std::fprintf(stderr, "  %llu chunks; I/O busy %.3f s; decode %.3f s (all threads); decoders idle on I/O %.3f s\n",
                static_cast<unsigned long long>(s.chunks), s.io_busy_seconds, s.decode_seconds, s.io_wait_seconds);
   std::fprintf(stderr, "  peak buffers %s of %s preallocated\n", human_bytes(static_cast<double>(s.peak_buffer_bytes)).c_str(),
                human_bytes(static_cast<double>(s.buffer_capacity)).c_str());
 }
 
-std::string default_output(const std::string& src) {
-  std::filesystem::path p(src == "-" ? "stdin" : src);
-  if (p.filename().empty()) p = p.parent_path();
-  std::string stem = p.stem().string();
-  if (stem.ends_with(".index")) stem = std::filesystem::path(stem).stem().string();
-  return stem + ".remembered.safetensors";
+// `<model>-<type>.safetensors`: the model directory's name, or the file's stem
+// without shard numbering and `.index`; "model" for stdin and network sources.
+std::string default_output(const std::string& src, std::optional<OutType> to) {
+  std::string stem = "model";
+  std::error_code ec;
+  if (src != "-" && src.find("://") == std::string::npos) {
+    fs::path p = fs::absolute(fs::path(src), ec).lexically_normal();
+    if (p.filename().empty()) p = p.parent_path();
+    if (fs::is_directory(p, ec)) {
+      stem = p.filename().string();
+    } else {
+      std::string file = p.filename().string();
+      if (file.ends_with(".index.json")) {
+        stem = p.parent_path().filename().string();  // the model's directory
+      } else {
+        stem = fs::path(file).stem().string();
+        static const std::regex kShard(R"((.*)-\d{5}-of-\d{5})");
+        std::smatch m;
+        if (std::regex_match(stem, m, kShard)) stem = m[1].str();
+      }
+    }
+    if (stem.empty() || stem == "." || stem == "/") stem = "model";
+  }
+  const char* type = !to ? "remembered" : *to == OutType::bf16 ? "bf16" : *to == OutType::f16 ? "f16" : "f32";
+  return stem + "-" + type + ".safetensors";
+}
+
+// Activation-quantization companions (static input / KV-cache scales) mean
+// nothing once the weights are decoded; loaders report them as unexpected keys.
+bool is_activation_scale(const std::string& name) {
+  for (const char* suffix : {".input_scale", ".k_scale", ".v_scale", ".kv_scale", ".q_scale", ".prob_scale"}) {
+    if (name.ends_with(suffix)) return true;
+  }
+  return false;
+}
+
+// Drops them from a model whose quantized weights are decoded; returns how many.
+std::size_t drop_activation_scales(Catalog& cat) {
+  const bool quantized = std::any_of(cat.tensors.begin(), cat.tensors.end(), [](const TensorInfo& t) {
+    return t.encoding == Encoding::fp8_scaled;
+  });
+  if (!quantized) return 0;
+  const auto before = cat.tensors.size();
+  std::erase_if(cat.tensors, [](const TensorInfo& t) { return t.encoding == Encoding::plain && is_activation_scale(t.name); });
+  return before - cat.tensors.size();
 }
 
 enum class Job { remember, convert, load };
@@ -203,53 +369,95 @@ int transfer(const cli::Args& a, boost::asio::io_context& io, Job job) {
   } else {
     to = out_type(a.to, "--to", job == Job::remember ? std::optional<OutType>(OutType::bf16) : std::nullopt);
   }
-  const Catalog cat = open_catalog(a.sources, io.get_executor(), open_options(a));
-  const Plan plan = make_plan(cat, plan_options(a, to));
+  const PlanOptions plan_opts = plan_options(a, to);
+  std::string out;
+  if (job != Job::load) {
+    out = a.output ? *a.output : default_output(a.sources.front(), to);
+    if (out == "-") {
+      throw cli::UsageError("-o -: writing a model to standard output is not supported; give a file path");
+    }
+    check_output_path(out, {.overwrite = a.force, .inputs = {}});  // before any work
+  }
+  Catalog cat = open_model(a, io, /*lenient=*/false);
+  for (const auto& w : cat.warnings) warn(w.message);
+  const std::size_t dropped = a.keep_scales ? 0 : drop_activation_scales(cat);
+  const Plan plan = make_plan(cat, plan_opts);
   Progress progress(!a.quiet && ::isatty(STDERR_FILENO));
+  g_progress = &progress;
   const RunOptions opts = run_options(a, progress);
   RunStats stats;
   if (job == Job::load) {
     DiscardSink sink;
     stats = run_pipeline(io, cat, plan, sink, opts);
-    print_stats(stats, "loaded");
+    if (!a.quiet) print_stats(stats, "loaded");
     return 0;
   }
-  const std::string out = a.output ? *a.output : default_output(a.sources.front());
-  FileSink sink(out, format);
+  FileSink sink(out, format, a.force);  // checks again, with the inputs: never one of them
   stats = run_pipeline(io, cat, plan, sink, opts);
   if (!a.quiet) {
     print_stats(stats, job == Job::remember ? "remembered" : "converted");
+    if (dropped) {
+      std::fprintf(stderr, "  dropped %zu activation-scale tensor%s (input_scale, k_scale, v_scale...; --keep-scales keeps them)\n",
+                   dropped, dropped == 1 ? "" : "s");
+    }
     std::fprintf(stderr, "wrote %s\n", printable(out).c_str());
   }
   return 0;
 }
 
+// Standard output must have taken everything (`inspect > /dev/full` fails).
+int flush_stdout(int status) {
+  std::cout.flush();
+  if (!std::cout || std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    std::cerr << "mneme: io error: cannot write to standard output\n";
+    return 1;
+  }
+  return status;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  // For "Try 'mneme CMD --help'": the command, when argv names one.
+  std::string command = argc > 1 ? argv[1] : "";
+  if (command != "inspect" && command != "remember" && command != "convert" && command != "load") command.clear();
   try {
     const cli::Args args = cli::parse_args(argc, argv);
-    if (args.command == "help" || args.command == "--help" || args.command == "-h") {
-      std::cout << kUsage;
-      return 0;
+    if (args.command == "version") {
+      std::cout << "mneme " MNEME_VERSION "\n";
+      return flush_stdout(0);
     }
-    if (args.sources.empty()) throw cli::UsageError(args.command + " needs at least one source");
+    if (args.command == "help" || args.help) {
+      std::cout << cli::usage(args.command == "help" ? "" : args.command);
+      return flush_stdout(0);
+    }
+    install_signal_handlers();
     boost::asio::io_context io(1);
-    if (args.command == "inspect") return inspect(args, io);
-    if (args.command == "remember") return transfer(args, io, Job::remember);
-    if (args.command == "convert") return transfer(args, io, Job::convert);
-    if (args.command == "load") return transfer(args, io, Job::load);
-    throw cli::UsageError("unknown command " + args.command);
+    int status = 0;
+    if (args.command == "inspect") status = inspect(args, io);
+    else if (args.command == "remember") status = transfer(args, io, Job::remember);
+    else if (args.command == "convert") status = transfer(args, io, Job::convert);
+    else if (args.command == "load") status = transfer(args, io, Job::load);
+    return flush_stdout(status);
   } catch (const cli::UsageError& e) {
-    std::cerr << "mneme: " << e.what() << "\n" << kUsage;
+    if (g_progress) g_progress->end_line();
+    std::cerr << "mneme: " << e.what() << "\n"
+              << "Try 'mneme " << (command.empty() ? "" : command + " ") << "--help'.\n";
     return 2;
   } catch (const mneme::Error& e) {
+    if (g_progress) g_progress->end_line();
+    if (g_signal != 0) {
+      std::cerr << "mneme: interrupted (" << (g_signal == SIGINT ? "SIGINT" : "SIGTERM") << "); nothing written\n";
+      return 128 + g_signal;
+    }
     std::cerr << "mneme: " << mneme::to_string(e.kind()) << " error: " << e.what() << "\n";
     return 1;
   } catch (const std::bad_alloc&) {
+    if (g_progress) g_progress->end_line();
     std::cerr << "mneme: limit error: out of memory\n";
     return 1;
   } catch (const std::exception& e) {
+    if (g_progress) g_progress->end_line();
     std::cerr << "mneme: error: " << e.what() << "\n";
     return 1;
   }

@@ -1,11 +1,14 @@
 // Format detection and multi-source merging.
+#include <algorithm>
 #include <array>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <regex>
 #include <set>
+#include <span>
 #include <unordered_map>
 
 #include <boost/json.hpp>
@@ -47,11 +50,48 @@ void merge(Catalog& into, Catalog&& part, std::unordered_map<std::string, std::s
   }
 }
 
+// "not a recognised model file", with what the first bytes looked like.
+[[noreturn]] void not_a_model(const Source& source, std::span<const std::byte> head, std::size_t got) {
+  std::string hex, text;
+  for (std::size_t i = 0; i < got; ++i) {
+    char b[4];
+    std::snprintf(b, sizeof b, "%02x ", static_cast<unsigned>(head[i]));
+    hex += b;
+    const auto c = static_cast<unsigned char>(head[i]);
+    text += c >= 0x20 && c < 0x7f ? static_cast<char>(c) : '.';
+  }
+  if (!hex.empty()) hex.pop_back();
+  fail(ErrorKind::parse, printable(source.name()) +
+                             ": not a recognised model file (safetensors, GGUF, NPZ, NPY, PyTorch zip); " +
+                             (got == 0 ? std::string("it is empty") : "it starts with " + hex + " (\"" + text + "\")"));
+}
+
+// A safetensors file starts with a little-endian u64 header length that fits
+// the file, then the JSON object's '{' (hostile-inputs.md §6 item 61).
+bool looks_like_safetensors(std::span<const std::byte> head, std::size_t got, std::optional<std::uint64_t> size) {
+  if (got < 9) return false;
+  std::uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<std::uint8_t>(head[i]);
+  if (n < 2 || (size && n > *size - 8)) return false;
+  std::size_t i = 8;
+  while (i < got && (head[i] == std::byte{' '} || head[i] == std::byte{'\n'} || head[i] == std::byte{'\t'} ||
+                     head[i] == std::byte{'\r'})) {
+    ++i;
+  }
+  return i == got || head[i] == std::byte{'{'};
+}
+
 Catalog parse_by_content(SourcePtr source, const Limits& limits) {
   // The first bytes decide which parser validates the whole frame.
-  std::array<std::byte, 8> head{};
+  std::array<std::byte, 16> head{};
   const auto size = source->size();
-  if (!size || *size >= head.size()) source->read_at(0, head);
+  const std::size_t got = size ? static_cast<std::size_t>(std::min<std::uint64_t>(*size, head.size())) : head.size();
+  try {
+    source->read_at(0, std::span(head).first(got));
+  } catch (const Error& e) {
+    if (size || e.kind() != ErrorKind::io) throw;
+    not_a_model(*source, head, 0);  // a stream shorter than any model header
+  }
   if (std::memcmp(head.data(), "GGUF", 4) == 0) return parse_gguf(std::move(source), limits);
   if (std::memcmp(head.data(), "FUGG", 4) == 0) {
     fail(ErrorKind::unsupported, printable(source->name()) + ": big-endian GGUF is not supported");
@@ -59,13 +99,20 @@ Catalog parse_by_content(SourcePtr source, const Limits& limits) {
   if (looks_like_zip(head)) {
     // A PyTorch archive holds <prefix>/data.pkl; any other zip is read as NPZ.
     const zip::Archive archive = zip::read_archive(*source);
+    bool npy = false;
     for (const auto& e : archive.entries) {
       if (e.name == "data.pkl" || e.name.ends_with("/data.pkl"))
         return parse_pth(std::move(source), limits);
+      npy = npy || e.name.ends_with(".npy");
+    }
+    if (!npy) {
+      fail(ErrorKind::parse, printable(source->name()) +
+                                 ": a zip archive, but neither NPZ (no .npy member) nor a PyTorch "
+                                 "checkpoint (no data.pkl)");
     }
     return parse_npz(std::move(source), limits);
   }
-  if (looks_like_npy(head)) return parse_npy(std::move(source), limits);
+  if (looks_like_npy(std::span(head).first<8>())) return parse_npy(std::move(source), limits);
   // A legacy pickle starts with PROTO (0x80, version); so does a safetensors
   // header of 0x0280 bytes, whose length prefix has zeros in bytes 4-7 where
   // torch's pickle has its magic number.
@@ -73,6 +120,7 @@ Catalog parse_by_content(SourcePtr source, const Limits& limits) {
                            head[6] != std::byte{0} || head[7] != std::byte{0};
   if (head[0] == std::byte{0x80} && head[1] <= std::byte{5} && long_prefix)
     return parse_pth(std::move(source), limits);
+  if (!looks_like_safetensors(head, got, size)) not_a_model(*source, head, got);
   return parse_safetensors(std::move(source), limits);
 }
 
@@ -167,11 +215,96 @@ Catalog open_safetensors_index(const std::string& index_path, boost::asio::any_i
   return cat;
 }
 
+namespace {
+
+// What a directory holds, in order of preference: a weight-map index, else
+// the model files of the first kind present.
+std::vector<std::string> model_files_in(const std::string& dir) {
+  for (const char* index : {"model.safetensors.index.json", "pytorch_model.bin.index.json"}) {
+    std::error_code ec;
+    if (fs::is_regular_file(fs::path(dir) / index, ec)) return {(fs::path(dir) / index).string()};
+  }
+  static const std::vector<std::vector<std::string>> kKinds{
+      {".safetensors"}, {".gguf"}, {".bin", ".pth", ".pt"}, {".npz", ".npy"}};
+  for (const auto& kind : kKinds) {
+    std::vector<std::string> files;
+    for (const auto& e : fs::directory_iterator(dir)) {
+      std::error_code ec;
+      const auto ext = e.path().extension().string();
+      if (e.is_regular_file(ec) && std::find(kind.begin(), kind.end(), ext) != kind.end()) {
+        files.push_back(e.path().string());
+      }
+    }
+    if (!files.empty()) {
+      std::sort(files.begin(), files.end());
+      return files;
+    }
+  }
+  fail(ErrorKind::io, printable(dir) +
+                          ": no model files in this directory (looked for model.safetensors.index.json, "
+                          "pytorch_model.bin.index.json, *.safetensors, *.gguf, *.bin, *.pth, *.pt, *.npz, *.npy)");
+}
+
+// Shards the names or headers say exist but were not given: gaps in
+// `name-0000k-of-0000n.ext` families, and a GGUF split.count above the splits
+// found. One line per model, empty when complete.
+std::string missing_shards(const Catalog& cat) {
+  static const std::regex kShard(R"((.*)-(\d{5})-of-(\d{5})(\.[A-Za-z0-9]+))");
+  std::map<std::string, std::pair<int, std::set<int>>> families;  // stem+ext -> (count, seen)
+  for (const auto& src : cat.sources) {
+    const std::string file = fs::path(src->name()).filename().string();
+    std::smatch m;
+    if (!std::regex_match(file, m, kShard)) continue;
+    auto& f = families[m[1].str() + "-*-of-" + m[3].str() + m[4].str()];
+    f.first = std::stoi(m[3].str());
+    f.second.insert(std::stoi(m[2].str()));
+  }
+  std::string missing;
+  for (const auto& [family, f] : families) {
+    std::vector<int> gaps;
+    for (int i = 1; i <= f.first; ++i) {
+      if (!f.second.count(i)) gaps.push_back(i);
+    }
+    if (gaps.empty()) continue;
+    missing += (missing.empty() ? "" : "; ") + printable(family) + " is missing shard";
+    missing += gaps.size() == 1 ? " " : "s ";
+    for (std::size_t i = 0; i < gaps.size() && i < 8; ++i) missing += (i ? ", " : "") + std::to_string(gaps[i]);
+    if (gaps.size() > 8) missing += ", ...";
+    missing += " of " + std::to_string(f.first);
+  }
+  if (cat.format == Format::gguf) {
+    for (const auto& kv : cat.header.gguf_kv) {
+      if (kv.key != "split.count" || kv.value.size() < 2) continue;
+      std::uint16_t n = 0;  // ggml writes split.count as u16
+      std::memcpy(&n, kv.value.data(), 2);
+      if (kv.type == 4 && kv.value.size() == 4) {
+        std::uint32_t n32 = 0;
+        std::memcpy(&n32, kv.value.data(), 4);
+        n = static_cast<std::uint16_t>(std::min<std::uint32_t>(n32, 0xFFFF));
+      }
+      if (n > cat.sources.size()) {
+        missing += (missing.empty() ? "" : "; ") + std::string("split.count is ") + std::to_string(n) + " but " +
+                   std::to_string(cat.sources.size()) + " split" + (cat.sources.size() == 1 ? "" : "s") +
+                   " were given";
+      }
+    }
+  }
+  return missing;
+}
+
+}  // namespace
+
 Catalog open_catalog(const std::vector<std::string>& specs, boost::asio::any_io_executor executor,
-                     const OpenOptions& open, const Limits& limits) {
-  Catalog cat = open_sources(specs, executor, open, limits);
-  // The model's config.json, beside the (first) weights, completes what the
-  // tensors say about their quantization.
+                     const CatalogOptions& options) {
+  Catalog cat = open_sources(specs, executor, options.open, options.limits);
+  if (const std::string missing = missing_shards(cat); !missing.empty()) {
+    if (!options.lenient && !options.allow_partial) {
+      fail(ErrorKind::io, "incomplete model: " + missing + " (--allow-partial goes on without them)");
+    }
+    cat.warnings.push_back({"", "incomplete model: " + missing});
+  }
+  // The model's config.json (given, or beside the first local weights)
+  // completes what the tensors say about their quantization.
   std::error_code ec;
   const std::string& first = specs.front();
   fs::path dir =
@@ -180,14 +313,18 @@ Catalog open_catalog(const std::vector<std::string>& specs, boost::asio::any_io_
   // (Only safetensors models carry quantization_config-style schemes.)
   const bool local =
       first != "-" && first.find("://") == std::string::npos && cat.format == Format::safetensors;
+  const auto read_json = [&](const fs::path& file) {
+    return parse_strict_json(read_small_file(file, kMaxIndexBytes), printable(file.string()));
+  };
   const auto beside = [&](const char* file) -> std::optional<boost::json::value> {
     if (!local || !fs::is_regular_file(dir / file, ec)) return std::nullopt;
-    return parse_strict_json(read_small_file(dir / file, kMaxIndexBytes),
-                             printable((dir / file).string()));
+    return read_json(dir / file);
   };
-  const auto config = beside("config.json");
+  const auto config = options.config_path.empty() ? beside("config.json")
+                                                  : std::optional(read_json(options.config_path));
   const auto quantize_config = beside("quantize_config.json");  // AutoGPTQ / GPTQModel
-  detect_schemes(cat, config ? &*config : nullptr, quantize_config ? &*quantize_config : nullptr);
+  detect_schemes(cat, config ? &*config : nullptr, quantize_config ? &*quantize_config : nullptr,
+                 options.lenient);
   return cat;
 }
 
@@ -196,35 +333,26 @@ Catalog open_sources(const std::vector<std::string>& specs, boost::asio::any_io_
   if (specs.empty()) fail(ErrorKind::parse, "no source given");
   Catalog cat;
   std::unordered_map<std::string, std::size_t> seen;
+  const auto open_file = [&](const std::string& file) {
+    if (file.ends_with(".index.json")) {
+      merge(cat, open_safetensors_index(file, executor, open, limits), seen);
+      return;
+    }
+    for (const auto& split : gguf_splits(file)) {
+      merge(cat, parse_by_content(open_source(split, executor, open), limits), seen);
+    }
+  };
   for (const auto& spec : specs) {
     std::error_code ec;
-    const bool is_dir = spec != "-" && fs::is_directory(spec, ec);
-    if (is_dir) {
-      const fs::path index = fs::path(spec) / "model.safetensors.index.json";
-      if (fs::exists(index, ec)) {
-        merge(cat, open_safetensors_index(index.string(), executor, open, limits), seen);
-        continue;
+    if (spec != "-" && spec.find("://") == std::string::npos && fs::is_directory(spec, ec)) {
+      for (const auto& file : model_files_in(spec)) {
+        // A directory lists every split itself: open each file as it is.
+        if (file.ends_with(".index.json")) open_file(file);
+        else merge(cat, parse_by_content(open_source(file, executor, open), limits), seen);
       }
-      // A directory of model files: each one a shard, in name order.
-      std::vector<std::string> files;
-      for (const auto& e : fs::directory_iterator(spec)) {
-        if (e.is_regular_file() && e.path().extension() == ".safetensors")
-          files.push_back(e.path().string());
-      }
-      if (files.empty())
-        fail(ErrorKind::io, printable(spec) + ": no model files in this directory");
-      std::sort(files.begin(), files.end());
-      for (const auto& f : files)
-        merge(cat, parse_by_content(open_source(f, executor, open), limits), seen);
       continue;
     }
-    if (spec.size() >= 11 && spec.ends_with(".index.json")) {
-      merge(cat, open_safetensors_index(spec, executor, open, limits), seen);
-      continue;
-    }
-    for (const auto& file : gguf_splits(spec)) {
-      merge(cat, parse_by_content(open_source(file, executor, open), limits), seen);
-    }
+    open_file(spec);
   }
   return cat;
 }

@@ -39,17 +39,18 @@ std::string check_output_path(const std::string& path, const OutputPolicy& polic
   if (path.back() == '/') refuse(path, "names a directory; give a file name");
   std::string target = path;
   struct stat st {};
-  if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
-    char resolved[PATH_MAX];
-    if (::realpath(path.c_str(), resolved) == nullptr) {
-      refuse(path, "is a symlink whose target cannot be resolved (" + std::string(std::strerror(errno)) + ")");
-    }
-    target = resolved;
-  }
-  if (::stat(target.c_str(), &st) == 0) {
+  if (::stat(path.c_str(), &st) == 0) {  // follows symlinks
     if (!S_ISREG(st.st_mode)) {
       refuse(path, std::string("is ") + file_kind(st.st_mode) +
                        "; mneme writes model files only to a regular file or a new path");
+    }
+    struct stat link {};
+    if (::lstat(path.c_str(), &link) == 0 && S_ISLNK(link.st_mode)) {
+      char resolved[PATH_MAX];
+      if (::realpath(path.c_str(), resolved) == nullptr) {
+        refuse(path, "is a symlink whose target cannot be resolved (" + std::string(std::strerror(errno)) + ")");
+      }
+      target = resolved;
     }
     const FileId id{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
     if (std::find(policy.inputs.begin(), policy.inputs.end(), id) != policy.inputs.end()) {
@@ -59,6 +60,7 @@ std::string check_output_path(const std::string& path, const OutputPolicy& polic
     return target;
   }
   if (errno != ENOENT) refuse(path, std::string("cannot be examined: ") + std::strerror(errno));
+  if (::lstat(path.c_str(), &st) == 0) refuse(path, "is a dangling symlink; give its target or another path");
   const std::string dir = parent_of(target);
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     refuse(path, "is in " + printable(dir) + ", which is not an existing directory");

@@ -57,6 +57,12 @@ std::string DetectContext::read_small(const TensorInfo& t, std::uint64_t cap) co
   return bytes;
 }
 
+void DetectContext::release(const TensorInfo& weight) {
+  for (const auto& c : weight.quant.companions) {
+    if (const auto it = by_name_.find(c.name); it != by_name_.end()) companion_[it->second] = false;
+  }
+}
+
 void DetectContext::remove_companions() {
   std::vector<TensorInfo> kept;
   kept.reserve(catalog.tensors.size());
@@ -113,31 +119,43 @@ void check_method(const QuantConfig& config, const std::unordered_set<Encoding>&
 }  // namespace
 
 void detect_schemes(Catalog& catalog, const boost::json::value* config,
-                    const boost::json::value* quantize_config) {
+                    const boost::json::value* quantize_config, bool lenient) {
   const QuantConfig qc = read_quant_config(config, quantize_config, catalog.header.metadata);
   DetectContext ctx(catalog, qc);
   std::unordered_set<Encoding> found;
+  // One detector on one tensor. Lenient: a failure leaves the tensor (and
+  // what it had claimed) as stored, and becomes a warning on it.
+  const auto offer = [&](TensorInfo& t, auto&& detect) {
+    if (t.encoding != Encoding::plain || !ctx.find(t.name)) {
+      return;
+    }
+    if (!lenient) {
+      if (detect(t)) found.insert(t.encoding);
+      return;
+    }
+    TensorInfo before = t;
+    try {
+      if (detect(t)) found.insert(t.encoding);
+    } catch (const Error& e) {
+      ctx.release(t);
+      t = std::move(before);
+      catalog.warnings.push_back({t.name, e.what()});
+    }
+  };
   // Bigger schemes first: their companion names (".scales", ".weight.absmax")
   // must not be mistaken for FP8 "_scale" companions.
-  for (std::size_t i = 0; i < catalog.tensors.size(); ++i) {
-    TensorInfo& t = catalog.tensors[i];
-    if (t.encoding != Encoding::plain || !ctx.find(t.name)) {
-      continue;
-    }
-    if (detect_gptq_awq(ctx, t) || detect_bnb(ctx, t)) {
-      found.insert(t.encoding);
-    }
+  for (auto& t : catalog.tensors) {
+    offer(t, [&](TensorInfo& w) { return detect_gptq_awq(ctx, w) || detect_bnb(ctx, w); });
   }
-  for (std::size_t i = 0; i < catalog.tensors.size(); ++i) {
-    TensorInfo& t = catalog.tensors[i];
-    if (t.encoding != Encoding::plain || !ctx.find(t.name)) {
-      continue;
-    }
-    if (detect_fp8(ctx, t)) {
-      found.insert(t.encoding);
-    }
+  for (auto& t : catalog.tensors) {
+    offer(t, [&](TensorInfo& w) { return detect_fp8(ctx, w); });
   }
-  check_method(qc, found);
+  try {
+    check_method(qc, found);
+  } catch (const Error& e) {
+    if (!lenient) throw;
+    catalog.warnings.push_back({"", e.what()});
+  }
   ctx.remove_companions();
   if (found.empty()) {
     return;
@@ -145,7 +163,9 @@ void detect_schemes(Catalog& catalog, const boost::json::value* config,
   std::unordered_set<std::string> names;
   for (const auto& t : catalog.tensors) {
     if (!names.insert(t.name).second) {
-      fail(ErrorKind::parse, "two tensors are named \"" + printable(t.name) + "\" once decoded");
+      const std::string why = "two tensors are named \"" + printable(t.name) + "\" once decoded";
+      if (!lenient) fail(ErrorKind::parse, why);
+      catalog.warnings.push_back({t.name, why});
     }
   }
 }

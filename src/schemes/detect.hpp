@@ -17,8 +17,11 @@ namespace mneme {
 // `config` / `quantize_config` are the parsed JSON files, if any. Inconsistent
 // or unknowable parameters are Error{parse} (unsupported for recognised
 // variants we do not decode); never a guess.
+// `lenient` (inspection): a tensor whose scheme cannot be resolved stays as
+// stored, with the error as a Catalog::warnings entry, and so does a
+// disagreement with config.json.
 void detect_schemes(Catalog& catalog, const boost::json::value* config,
-                    const boost::json::value* quantize_config = nullptr);
+                    const boost::json::value* quantize_config = nullptr, bool lenient = false);
 
 // "fp8 e4m3 block 128x128", "gptq 4-bit group 128 g_idx", "" for plain
 // tensors: what inspect shows.

@@ -29,6 +29,8 @@ class DetectContext {
 
   // Drops every attached companion from the catalog's tensor list.
   void remove_companions();
+  // Undoes attach() for every companion `weight` claimed (a detection that failed).
+  void release(const TensorInfo& weight);
 
  private:
   std::unordered_map<std::string, std::size_t> by_name_;

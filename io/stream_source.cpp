@@ -163,8 +163,13 @@ void connect_with_timeout(Socket& socket, const auto& endpoints, std::chrono::mi
       last = ec.message();
       continue;
     }
+    // The native call: Asio's synchronous connect waits without limit even on
+    // a non-blocking socket.
     socket.non_blocking(true, ec);
-    socket.connect(entry.endpoint(), ec);
+    const auto ep = entry.endpoint();
+    if (::connect(socket.native_handle(), ep.data(), static_cast<socklen_t>(ep.size())) != 0) {
+      ec = boost::system::error_code(errno, boost::system::system_category());
+    }
     if (ec == boost::asio::error::in_progress || ec == boost::asio::error::would_block) {
       pollfd p{socket.native_handle(), POLLOUT, 0};
       int rc;

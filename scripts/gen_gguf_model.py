@@ -64,6 +64,46 @@ def nbytes(ggml_type, shape):
     return 4 * n if ggml_type == GGML_F32 else n // 256 * BLOCK[ggml_type]
 
 
+def gguf_value(value):
+    """A metadata value: a str is STRING (8), an int UINT32 (4)."""
+    if isinstance(value, str):
+        return struct.pack("<I", 8) + gguf_string(value)
+    return struct.pack("<II", 4, value)
+
+
+def write_gguf(path, tensors, kv, rng):
+    """Writes a GGUF v3 file of `tensors` ((name, ggml_type, shape) in
+    row-major order) with metadata `kv` ((key, str or int) pairs): F32 tensors
+    are ones, quantized ones random blocks from `rng`. Returns the file size."""
+    head = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kv))
+    for k, v in kv:
+        head += gguf_string(k) + gguf_value(v)
+    offset = 0
+    offsets = []
+    for name, ggml_type, shape in tensors:
+        offsets.append(offset)
+        dims = list(reversed(shape))  # GGUF lists the fastest-varying dimension first
+        head += gguf_string(name) + struct.pack("<I", len(dims)) + struct.pack(f"<{len(dims)}Q", *dims)
+        head += struct.pack("<IQ", ggml_type, offset)
+        offset += (nbytes(ggml_type, shape) + ALIGN - 1) // ALIGN * ALIGN
+    head += b"\0" * ((-len(head)) % ALIGN)
+
+    with open(path, "wb") as f:
+        f.write(head)
+        base = f.tell()
+        for (name, ggml_type, shape), off in zip(tensors, offsets):
+            f.seek(base + off)
+            n = int(np.prod(shape))
+            if ggml_type == GGML_F32:
+                f.write(np.ones(n, dtype=np.float32).tobytes())
+            else:
+                per = 1 << 16  # blocks per write
+                for first in range(0, n // 256, per):
+                    f.write(blocks(rng, ggml_type, min(per, n // 256 - first)).tobytes())
+        f.truncate(base + offset)
+    return base + offset
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out")
@@ -83,36 +123,9 @@ def main():
             total += nbytes(t[1], t[2])
         layer += 1
 
-    kv = [("general.architecture", "llama"), ("general.name", "mneme synthetic Q4_K_M")]
-    head = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kv) + 1)
-    for k, v in kv:
-        head += gguf_string(k) + struct.pack("<I", 8) + gguf_string(v)
-    head += gguf_string("llama.block_count") + struct.pack("<II", 4, layer)
-    offset = 0
-    offsets = []
-    for name, ggml_type, shape in tensors:
-        offsets.append(offset)
-        dims = list(reversed(shape))  # GGUF lists the fastest-varying dimension first
-        head += gguf_string(name) + struct.pack("<I", len(dims)) + struct.pack(f"<{len(dims)}Q", *dims)
-        head += struct.pack("<IQ", ggml_type, offset)
-        offset += (nbytes(ggml_type, shape) + ALIGN - 1) // ALIGN * ALIGN
-    head += b"\0" * ((-len(head)) % ALIGN)
-
-    rng = np.random.default_rng(a.seed)
-    with open(a.out, "wb") as f:
-        f.write(head)
-        base = f.tell()
-        for (name, ggml_type, shape), off in zip(tensors, offsets):
-            f.seek(base + off)
-            n = int(np.prod(shape))
-            if ggml_type == GGML_F32:
-                f.write(np.ones(n, dtype=np.float32).tobytes())
-            else:
-                per = 1 << 16  # blocks per write
-                for first in range(0, n // 256, per):
-                    f.write(blocks(rng, ggml_type, min(per, n // 256 - first)).tobytes())
-        f.truncate(base + offset)
-    print(f"{a.out}: {len(tensors)} tensors in {layer} layers, {(base + offset) / 2**30:.2f} GiB")
+    kv = [("general.architecture", "llama"), ("general.name", "mneme synthetic Q4_K_M"), ("llama.block_count", layer)]
+    size = write_gguf(a.out, tensors, kv, np.random.default_rng(a.seed))
+    print(f"{a.out}: {len(tensors)} tensors in {layer} layers, {size / 2**30:.2f} GiB")
 
 
 if __name__ == "__main__":

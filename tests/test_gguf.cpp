@@ -269,16 +269,16 @@ TEST_CASE("GGUF -> GGUF keeps every metadata entry with its type and value", "[g
       const auto src = dir / ("v" + std::to_string(v) + ".gguf");
       const auto out = dir / ("v" + std::to_string(v) + "-out.gguf");
       std::ofstream(src, std::ios::binary) << every_metadata_type(v);
-      const auto conv = test::run(std::string(cli) + " convert " + test::quoted(src) + " --to gguf -o " +
-                                  test::quoted(out) + " -q 2>&1");
+      const auto conv = test::run(std::string(cli) + " convert " + test::shq(src) + " --to gguf -o " +
+                                  test::shq(out) + " -q 2>&1");
       INFO(conv.out);
       REQUIRE(conv.status == 0);
       const auto check = test::run("/usr/bin/python3 " + std::string(MNEME_SOURCE_DIR) +
-                                   "/scripts/check_gguf.py --metadata " + test::quoted(out) + " " + test::quoted(src) + " 2>&1");
+                                   "/scripts/check_gguf.py --metadata " + test::shq(out) + " " + test::shq(src) + " 2>&1");
       INFO(check.out);
       CHECK(check.status == 0);
       // inspect shows the version and the arrays.
-      const auto shown = test::run(std::string(cli) + " inspect --json " + test::quoted(src));
+      const auto shown = test::run(std::string(cli) + " inspect --json " + test::shq(src));
       REQUIRE(shown.status == 0);
       CHECK(shown.out.find("\"version\":" + std::to_string(v)) != std::string::npos);
       CHECK(shown.out.find("\"tokenizer.ggml.tokens\":\"array<string>[150000]\"") != std::string::npos);
@@ -309,12 +309,12 @@ TEST_CASE("a split GGUF converts to one file with the first split's metadata, sp
   }
   const auto first = dir / "m-00001-of-00002.gguf";
   const auto out = dir / "out.gguf";
-  const auto conv = test::run(std::string(cli) + " convert " + test::quoted(first) + " --to gguf -o " +
-                              test::quoted(out) + " -q 2>&1");
+  const auto conv = test::run(std::string(cli) + " convert " + test::shq(first) + " --to gguf -o " +
+                              test::shq(out) + " -q 2>&1");
   INFO(conv.out);
   REQUIRE(conv.status == 0);
   const auto check = test::run("/usr/bin/python3 " + std::string(MNEME_SOURCE_DIR) + "/scripts/check_gguf.py --metadata " +
-                               test::quoted(out) + " " + test::quoted(first) + " 2>&1");
+                               test::shq(out) + " " + test::shq(first) + " 2>&1");
   INFO(check.out);
   CHECK(check.status == 0);
 }

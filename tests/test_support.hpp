@@ -57,7 +57,7 @@ inline Ran run(const std::string& command) {
 }
 
 // A path quoted for the shell.
-inline std::string quoted(const std::filesystem::path& p) {
+inline std::string shq(const std::filesystem::path& p) {
   std::string q = "'";
   for (const char c : p.string()) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return q + "'";

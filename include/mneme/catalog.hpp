@@ -171,7 +171,7 @@ struct Catalog {
   std::vector<TensorInfo> tensors;
   std::vector<CatalogWarning> warnings;
 
-  std::uint64_t total_data_bytes() const;
+  std::uint64_t total_data_bytes() const;  // every stored byte: tensors and their companions
 };
 
 }  // namespace mneme

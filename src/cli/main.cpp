@@ -235,7 +235,8 @@ int inspect(const cli::Args& a, boost::asio::io_context& io) {
             << " stored, " << human_bytes(static_cast<double>(bf16_bytes))
             << " remembered as BF16 (float and quantized tensors converted, others as stored)\n";
   for (const auto& [name, e] : by_dtype) {
-    std::cout << "  " << name << ": " << e.first << " tensors, " << human_bytes(static_cast<double>(e.second)) << "\n";
+    std::cout << "  " << name << ": " << e.first << " tensor" << (e.first == 1 ? "" : "s") << ", "
+              << human_bytes(static_cast<double>(e.second)) << "\n";
   }
   for (const auto& [k, v] : cat.header.metadata) std::cout << "meta     " << printable(k) << " = " << printable(v, 120) << "\n";
   for (const auto& [k, v] : cat.header.array_metadata) std::cout << "meta     " << printable(k) << " = " << v << "\n";

@@ -136,6 +136,16 @@ class Run {
   Clock::time_point decode_idle_since_;
   Clock::duration decode_idle_{};
   std::atomic<std::uint64_t> decode_ns_{0};
+  // Tensors held whole (assembled outputs, materialized inputs), any thread.
+  std::atomic<std::uint64_t> whole_held_{0};
+  std::atomic<std::uint64_t> whole_peak_{0};
+  void hold_whole(std::uint64_t bytes) {
+    const std::uint64_t now = whole_held_.fetch_add(bytes) + bytes;
+    std::uint64_t peak = whole_peak_.load();
+    while (now > peak && !whole_peak_.compare_exchange_weak(peak, now)) {
+    }
+  }
+  void release_whole(std::uint64_t bytes) { whole_held_.fetch_sub(bytes); }
 };
 
 void Run::record_error(std::exception_ptr e) {
@@ -244,14 +254,24 @@ void Run::decode_chunk(Job& job) {
   if (!assembled && out.size() != c.out_bytes)
     fail(ErrorKind::io, "sink gave an output span of the wrong size");
   std::vector<std::byte> whole;
+  struct Held {
+    Run& run;
+    std::uint64_t bytes = 0;
+    ~Held() { run.release_whole(bytes); }
+  } held{*this};
   if (plan_.outputs[c.output].materialize) {
     whole = read_tensor_bytes(catalog_, plan_.outputs[c.output].source_tensor);
+    held.bytes = whole.size();
+    hold_whole(held.bytes);
     job.input = whole.data();
   }
   d.decode(c, job.input, out);
   if (!assembled) sink_.commit(c, out);
   if (remaining_[c.output].fetch_sub(1) == 1) {
-    if (assembled) sink_.commit(d.whole, d.whole_out);
+    if (assembled) {
+      sink_.commit(d.whole, d.whole_out);
+      release_whole(d.whole.out_bytes);
+    }
     d.release_companions();  // every chunk of this output is done
     sink_.tensor_done(c.output);
   }
@@ -373,6 +393,7 @@ void Run::prepare(const Chunk& c, Decoder& d) {
     d.whole_out = sink_.acquire(d.whole);
     if (d.whole_out.size() != o.bytes)
       fail(ErrorKind::io, "sink gave an output span of the wrong size");
+    hold_whole(o.bytes);
   }
   d.ready.store(true, std::memory_order_release);
 }
@@ -537,6 +558,7 @@ RunStats Run::execute() {
   stats_.decode_seconds = static_cast<double>(decode_ns_.load()) * 1e-9;
   stats_.io_wait_seconds = seconds(decode_idle_);
   stats_.bytes_written = bytes_done_;
+  stats_.peak_whole_tensor_bytes = whole_peak_.load();
   if (!error_ && opt_.cancel && opt_.cancel->load()) {
     error_ = std::make_exception_ptr(Error(ErrorKind::cancelled, "the run was cancelled"));
   }

@@ -568,3 +568,30 @@ TEST_CASE("item 17: the bundled quantized samples are small, name their schemes 
     CHECK(r.status == 0);
   }
 }
+
+TEST_CASE("item 15: a GPTQ tensor held whole is reported, and its cap names --budget", "[cli][gptq]") {
+  const char* cli = test::cli_or_skip();
+  if (!cli) return;
+  const auto samples = fs::path(MNEME_SOURCE_DIR) / "fixtures" / "samples";
+  const auto dir = test::scratch_dir("cli-gptq-whole");
+  auto r = test::run(mneme_cmd(cli, "remember " + shq(samples / "gptq") + " -o " + shq(dir / "o.safetensors") + " 2>&1"));
+  INFO(r.out);
+  CHECK(r.status == 0);
+  CHECK(r.out.find("of tensors held whole") != std::string::npos);
+  // A 16384 x 32768 down_proj (as in a 405B model): 2 GiB at F32, above the
+  // 1 GiB default cap. The file is sparse: no byte of it is written.
+  fs::create_directory(dir / "big");
+  fs::copy(samples / "gptq" / "config.json", dir / "big" / "config.json");
+  const std::uint64_t in = 32768, out = 16384, groups = in / 128;
+  auto w = create_safetensors_file((dir / "big" / "model.safetensors").string(),
+                                   {{"l.qweight", DType::i32, {in / 8, out}, in / 8 * out * 4},
+                                    {"l.qzeros", DType::i32, {groups, out / 8}, groups * out / 8 * 4},
+                                    {"l.scales", DType::f16, {groups, out}, groups * out * 2}},
+                                   {});
+  w->commit();
+  r = test::run(mneme_cmd(cli, "remember " + shq(dir / "big") + " --to f32 -q -o " + shq(dir / "big.safetensors") + " 2>&1"));
+  INFO(r.out);
+  CHECK(r.status == 1);
+  CHECK(r.out.find("--budget") != std::string::npos);
+  CHECK(!fs::exists(dir / "big.safetensors"));
+}

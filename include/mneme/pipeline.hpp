@@ -123,6 +123,9 @@ struct RunStats {
   double io_wait_seconds = 0;           // wall time with reads in flight and no decode running
   double decode_seconds = 0;            // summed over decode threads
   std::uint64_t peak_buffer_bytes = 0;  // input buffer bytes held at once, at most
+  // Tensors held whole at once, at most: assembled outputs (GPTQ/AWQ) and
+  // inputs read whole (strided, byte-swapped), up to PlanOptions::max_materialize_bytes each.
+  std::uint64_t peak_whole_tensor_bytes = 0;
   std::uint64_t buffer_capacity = 0;    // bytes of the preallocated buffer pool
   unsigned threads = 0;
 };

@@ -306,8 +306,12 @@ void print_stats(const RunStats& s, const char* verb) {
                s.threads, s.threads == 1 ? "" : "s");
   std::fprintf(stderr, "  %llu chunks; I/O busy %.3f s; decode %.3f s (all threads); decoders idle on I/O %.3f s\n",
                static_cast<unsigned long long>(s.chunks), s.io_busy_seconds, s.decode_seconds, s.io_wait_seconds);
-  std::fprintf(stderr, "  peak buffers %s of %s preallocated\n", human_bytes(static_cast<double>(s.peak_buffer_bytes)).c_str(),
+  std::fprintf(stderr, "  peak buffers %s of %s preallocated", human_bytes(static_cast<double>(s.peak_buffer_bytes)).c_str(),
                human_bytes(static_cast<double>(s.buffer_capacity)).c_str());
+  if (s.peak_whole_tensor_bytes) {
+    std::fprintf(stderr, ", plus %s of tensors held whole", human_bytes(static_cast<double>(s.peak_whole_tensor_bytes)).c_str());
+  }
+  std::fputc('\n', stderr);
 }
 
 // `<model>-<type>.safetensors`: the model directory's name, or the file's stem
@@ -382,7 +386,14 @@ int transfer(const cli::Args& a, boost::asio::io_context& io, Job job) {
   Catalog cat = open_model(a, io, /*lenient=*/false);
   for (const auto& w : cat.warnings) warn(w.message);
   const std::size_t dropped = a.keep_scales ? 0 : drop_activation_scales(cat);
-  const Plan plan = make_plan(cat, plan_opts);
+  const Plan plan = [&] {
+    try {
+      return make_plan(cat, plan_opts);
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::limit) throw;
+      fail(ErrorKind::limit, std::string(e.what()) + "; --budget SIZE raises the cap");
+    }
+  }();
   Progress progress(!a.quiet && ::isatty(STDERR_FILENO));
   g_progress = &progress;
   const RunOptions opts = run_options(a, progress);

@@ -22,7 +22,8 @@ constexpr std::byte kEmpty{0};
 
 class MmapSource final : public Source {
  public:
-  MmapSource(std::string name, OpenedFile file) : name_(std::move(name)), size_(file.size), id_(file.id) {
+  MmapSource(std::string name, OpenedFile file)
+      : name_(std::move(name)), size_(file.size), id_(file.id) {
     // mmap of 0 bytes is EINVAL; an empty file needs no mapping at all.
     if (size_ == 0) return;
     if (size_ > SIZE_MAX) fail(ErrorKind::io, printable(name_) + ": too large to map");

@@ -62,8 +62,8 @@ SourcePtr make_fd_stream_source(std::string name, int fd, boost::asio::any_io_ex
 
 // Resolves host, connects (blocking) and reads the connection sequentially;
 // named "tcp://host:port". Resolve or connect failures throw Error{network}.
-SourcePtr make_tcp_source(const std::string& host, const std::string& port, const OpenOptions& options,
-                          boost::asio::any_io_executor executor);
+SourcePtr make_tcp_source(const std::string& host, const std::string& port,
+                          const OpenOptions& options, boost::asio::any_io_executor executor);
 
 // Whether io_uring was refused earlier in this process (automatic file opens
 // then go straight to pread).

@@ -75,7 +75,8 @@ class AsioStreamSource final : public detail::SequentialSource {
       }
       // The read races a timer; whichever completes first cancels the other.
       boost::asio::steady_timer timer(stream_.get_executor(), idle_);
-      auto read = stream_.async_read_some(buffer(dst), boost::asio::as_tuple(boost::asio::use_awaitable));
+      auto read =
+          stream_.async_read_some(buffer(dst), boost::asio::as_tuple(boost::asio::use_awaitable));
       auto idle = timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
       auto first = co_await (std::move(read) || std::move(idle));
       if (first.index() == 1) fail_idle();
@@ -100,7 +101,8 @@ class AsioStreamSource final : public detail::SequentialSource {
   }
 
   [[noreturn]] void fail_idle() const {
-    fail(failure_kind_, printable(name()) + ": no data for " + std::to_string(idle_.count() / 1000.0).substr(0, 5) +
+    fail(failure_kind_, printable(name()) + ": no data for " +
+                            std::to_string(idle_.count() / 1000.0).substr(0, 5) +
                             " s (idle timeout); the peer stalled");
   }
   // Blocking reads: wait for data (or the end, or an error) at most idle_.
@@ -110,7 +112,8 @@ class AsioStreamSource final : public detail::SequentialSource {
       const int rc = ::poll(&p, 1, static_cast<int>(idle_.count()));
       if (rc > 0) return;
       if (rc == 0) fail_idle();
-      if (errno != EINTR) fail(failure_kind_, printable(name()) + ": poll failed: " + std::strerror(errno));
+      if (errno != EINTR)
+        fail(failure_kind_, printable(name()) + ": poll failed: " + std::strerror(errno));
     }
   }
 
@@ -174,17 +177,21 @@ void connect_with_timeout(Socket& socket, const auto& endpoints, std::chrono::mi
       pollfd p{socket.native_handle(), POLLOUT, 0};
       int rc;
       do {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
         rc = ::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(left.count(), 0)));
       } while (rc < 0 && errno == EINTR);
       if (rc == 0) {
         fail(ErrorKind::network, printable(name) + ": cannot connect: no answer within " +
-                                     std::to_string(timeout.count() / 1000.0).substr(0, 5) + " s (connect timeout)");
+                                     std::to_string(timeout.count() / 1000.0).substr(0, 5) +
+                                     " s (connect timeout)");
       }
       int err = 0;
       socklen_t len = sizeof err;
-      if (rc < 0 || ::getsockopt(socket.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-      ec = err ? boost::system::error_code(err, boost::system::system_category()) : boost::system::error_code();
+      if (rc < 0 || ::getsockopt(socket.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        err = errno;
+      ec = err ? boost::system::error_code(err, boost::system::system_category())
+               : boost::system::error_code();
     }
     if (!ec) {
       socket.non_blocking(false, ec);
@@ -197,8 +204,8 @@ void connect_with_timeout(Socket& socket, const auto& endpoints, std::chrono::mi
 
 }  // namespace
 
-SourcePtr make_tcp_source(const std::string& host, const std::string& port, const OpenOptions& options,
-                          boost::asio::any_io_executor executor) {
+SourcePtr make_tcp_source(const std::string& host, const std::string& port,
+                          const OpenOptions& options, boost::asio::any_io_executor executor) {
   const bool v6 = host.find(':') != std::string::npos;
   std::string name = "tcp://" + (v6 ? "[" + host + "]" : host) + ":" + port;
   boost::asio::ip::basic_resolver<boost::asio::ip::tcp, boost::asio::any_io_executor> resolver(
@@ -209,8 +216,8 @@ SourcePtr make_tcp_source(const std::string& host, const std::string& port, cons
   if (ec) fail(ErrorKind::network, printable(name) + ": cannot resolve host: " + ec.message());
   Socket socket(executor);
   connect_with_timeout(socket, endpoints, options.connect_timeout, name);
-  auto source = std::make_shared<AsioStreamSource<Socket>>(std::move(name), std::move(socket), "tcp",
-                                                           ErrorKind::network);
+  auto source = std::make_shared<AsioStreamSource<Socket>>(std::move(name), std::move(socket),
+                                                           "tcp", ErrorKind::network);
   source->set_idle_timeout(options.idle_timeout);
   return source;
 }

@@ -24,7 +24,8 @@ int main(int argc, char** argv) {
   const int skipped = mneme::test::skip_count();
   if (failed != 0) return failed;
   if (skipped > 0) {
-    std::printf("%d check%s SKIPPED (see the SKIPPED lines above)\n", skipped, skipped == 1 ? "" : "s");
+    std::printf("%d check%s SKIPPED (see the SKIPPED lines above)\n", skipped,
+                skipped == 1 ? "" : "s");
     return mneme::test::kSkipExitCode;
   }
   return 0;

@@ -30,7 +30,9 @@ namespace {
 
 const fs::path kSample = fs::path(MNEME_SOURCE_DIR) / "fixtures" / "sample-model";
 
-std::string mneme_cmd(const char* cli, const std::string& args) { return std::string(cli) + " " + args; }
+std::string mneme_cmd(const char* cli, const std::string& args) {
+  return std::string(cli) + " " + args;
+}
 
 // Writes a safetensors file of F32/I64 tensors filled with `fill`.
 void write_model(const fs::path& path, const std::vector<TensorEntry>& entries,
@@ -62,7 +64,9 @@ bool parses(const fs::path& file) {
 
 }  // namespace
 
-TEST_CASE("item 2: -o onto a device, FIFO, directory or dangling link is refused and left as it was", "[cli][output]") {
+TEST_CASE(
+    "item 2: -o onto a device, FIFO, directory or dangling link is refused and left as it was",
+    "[cli][output]") {
   const char* cli = test::cli_or_skip();
   if (!cli) return;
   const auto dir = test::scratch_dir("cli-output-kinds");
@@ -77,14 +81,17 @@ TEST_CASE("item 2: -o onto a device, FIFO, directory or dangling link is refused
     CHECK(S_ISCHR(st.st_mode));
   }
   SECTION("/dev/stdout on a pipe") {
-    const auto r = test::run(mneme_cmd(cli, "remember " + src + " -o /dev/stdout --force 2>&1 | cat"));
+    const auto r =
+        test::run(mneme_cmd(cli, "remember " + src + " -o /dev/stdout --force 2>&1 | cat"));
     CHECK(r.out.find("FIFO") != std::string::npos);
     CHECK(r.out.find("wrote") == std::string::npos);
   }
   SECTION("a FIFO: refused without opening it (no reader hangs)") {
     const auto fifo = dir / "fifo";
     REQUIRE(::mkfifo(fifo.c_str(), 0644) == 0);
-    const auto r = test::run("timeout 20 " + mneme_cmd(cli, "convert " + src + " --to safetensors -o " + shq(fifo) + " --force 2>&1"));
+    const auto r =
+        test::run("timeout 20 " + mneme_cmd(cli, "convert " + src + " --to safetensors -o " +
+                                                     shq(fifo) + " --force 2>&1"));
     CHECK(r.status == 1);
     CHECK(r.out.find("FIFO") != std::string::npos);
     struct stat st {};
@@ -95,7 +102,8 @@ TEST_CASE("item 2: -o onto a device, FIFO, directory or dangling link is refused
     const auto target = dir / "target.safetensors";
     std::ofstream(target) << "old";
     fs::create_symlink("target.safetensors", dir / "link.safetensors");
-    const auto r = test::run(mneme_cmd(cli, "remember " + src + " -q --force -o " + shq(dir / "link.safetensors") + " 2>&1"));
+    const auto r = test::run(mneme_cmd(
+        cli, "remember " + src + " -q --force -o " + shq(dir / "link.safetensors") + " 2>&1"));
     INFO(r.out);
     CHECK(r.status == 0);
     CHECK(fs::is_symlink(dir / "link.safetensors"));
@@ -103,7 +111,8 @@ TEST_CASE("item 2: -o onto a device, FIFO, directory or dangling link is refused
   }
   SECTION("a dangling symlink") {
     fs::create_symlink("nowhere", dir / "dangling");
-    const auto r = test::run(mneme_cmd(cli, "remember " + src + " -q -o " + shq(dir / "dangling") + " 2>&1"));
+    const auto r =
+        test::run(mneme_cmd(cli, "remember " + src + " -q -o " + shq(dir / "dangling") + " 2>&1"));
     CHECK(r.status == 1);
     CHECK(r.out.find("dangling") != std::string::npos);
     CHECK(fs::is_symlink(dir / "dangling"));
@@ -111,11 +120,13 @@ TEST_CASE("item 2: -o onto a device, FIFO, directory or dangling link is refused
   }
 }
 
-TEST_CASE("item 3: two writers of one output use their own temporaries; the result is whole", "[cli][output]") {
+TEST_CASE("item 3: two writers of one output use their own temporaries; the result is whole",
+          "[cli][output]") {
   const auto dir = test::scratch_dir("cli-two-writers");
   const auto out = dir / "out.safetensors";
   const std::vector<TensorEntry> small{{"a", DType::f32, {4}, 16}};
-  const std::vector<TensorEntry> big{{"a", DType::f32, {1024}, 4096}, {"b", DType::f32, {1024}, 4096}};
+  const std::vector<TensorEntry> big{{"a", DType::f32, {1024}, 4096},
+                                     {"b", DType::f32, {1024}, 4096}};
   auto w1 = create_safetensors_file(out.string(), big, {});
   auto w2 = create_safetensors_file(out.string(), small, {});
   CHECK(w1->temporary_path() != w2->temporary_path());
@@ -139,7 +150,8 @@ TEST_CASE("item 3: two writers of one output use their own temporaries; the resu
   }
 }
 
-TEST_CASE("item 4: output == input is refused; an existing file is replaced only with --force", "[cli][output]") {
+TEST_CASE("item 4: output == input is refused; an existing file is replaced only with --force",
+          "[cli][output]") {
   const char* cli = test::cli_or_skip();
   if (!cli) return;
   const auto dir = test::scratch_dir("cli-overwrite");
@@ -147,12 +159,14 @@ TEST_CASE("item 4: output == input is refused; an existing file is replaced only
   write_model(model, {{"w", DType::f32, {64}, 256}});
   const auto before = test::read_file(model);
 
-  auto r = test::run(mneme_cmd(cli, "remember " + shq(model) + " -o " + shq(model) + " --force 2>&1"));
+  auto r =
+      test::run(mneme_cmd(cli, "remember " + shq(model) + " -o " + shq(model) + " --force 2>&1"));
   CHECK(r.status == 1);
   CHECK(r.out.find("input") != std::string::npos);
   CHECK(test::read_file(model) == before);
   fs::create_hard_link(model, dir / "hardlink.safetensors");  // same inode, other name
-  r = test::run(mneme_cmd(cli, "remember " + shq(model) + " -o " + shq(dir / "hardlink.safetensors") + " --force 2>&1"));
+  r = test::run(mneme_cmd(cli, "remember " + shq(model) + " -o " +
+                                   shq(dir / "hardlink.safetensors") + " --force 2>&1"));
   CHECK(r.status == 1);
   CHECK(test::read_file(model) == before);
 
@@ -191,12 +205,15 @@ struct StallingServer {
     acceptor.close(ec);
     thread.join();
   }
-  std::string url() const { return "tcp://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port()); }
+  std::string url() const {
+    return "tcp://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port());
+  }
 };
 
 }  // namespace
 
-TEST_CASE("item 5: a stalled TCP peer times out, at connect and mid-stream, leaving nothing", "[cli][network]") {
+TEST_CASE("item 5: a stalled TCP peer times out, at connect and mid-stream, leaving nothing",
+          "[cli][network]") {
   const char* cli = test::cli_or_skip();
   if (!cli) return;
   const auto dir = test::scratch_dir("cli-tcp-stall");
@@ -207,8 +224,9 @@ TEST_CASE("item 5: a stalled TCP peer times out, at connect and mid-stream, leav
     for (int i = 0; i < 8; ++i) head[i] = static_cast<char>((json.size() >> (8 * i)) & 0xFF);
     StallingServer server(head + json + std::string(1000, '\0'));
     const auto t0 = std::chrono::steady_clock::now();
-    const auto r = test::run("cd " + shq(dir) + " && timeout 60 " +
-                             mneme_cmd(cli, "remember " + server.url() + " --timeout 1 -q -o out.safetensors 2>&1"));
+    const auto r = test::run(
+        "cd " + shq(dir) + " && timeout 60 " +
+        mneme_cmd(cli, "remember " + server.url() + " --timeout 1 -q -o out.safetensors 2>&1"));
     INFO(r.out);
     CHECK(r.status == 1);
     CHECK(r.out.find("idle timeout") != std::string::npos);
@@ -244,7 +262,8 @@ TEST_CASE("item 5: a stalled TCP peer times out, at connect and mid-stream, leav
   }
 }
 
-TEST_CASE("item 6: SIGINT mid-run cancels cleanly; -o naming a directory fails before any work", "[cli][signals]") {
+TEST_CASE("item 6: SIGINT mid-run cancels cleanly; -o naming a directory fails before any work",
+          "[cli][signals]") {
   const char* cli = test::cli_or_skip();
   if (!cli) return;
   const auto dir = test::scratch_dir("cli-sigint");
@@ -258,8 +277,8 @@ TEST_CASE("item 6: SIGINT mid-run cancels cleanly; -o naming a directory fails b
     REQUIRE(::mkfifo(fifo.c_str(), 0644) == 0);
     fs::create_directory(dir / "out");
     const std::string cmd = "exec " + mneme_cmd(cli, "remember " + shq(fifo) + " --chunk 64k -o " +
-                                                         shq(dir / "out" / "m.safetensors") + " 2>" +
-                                                         shq(dir / "err.txt"));
+                                                         shq(dir / "out" / "m.safetensors") +
+                                                         " 2>" + shq(dir / "err.txt"));
     const pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
@@ -293,7 +312,8 @@ TEST_CASE("item 6: SIGINT mid-run cancels cleanly; -o naming a directory fails b
   SECTION("-o an existing directory, or a path ending in /") {
     fs::create_directory(dir / "outdir");
     for (const std::string o : {"outdir", "outdir/", "missing/"}) {
-      const auto r = test::run("cd " + shq(dir) + " && " + mneme_cmd(cli, "remember " + shq(kSample) + " -o " + o + " 2>&1"));
+      const auto r = test::run("cd " + shq(dir) + " && " +
+                               mneme_cmd(cli, "remember " + shq(kSample) + " -o " + o + " 2>&1"));
       INFO(o << ": " << r.out);
       CHECK(r.status == 1);
       CHECK(r.out.find("directory") != std::string::npos);
@@ -307,22 +327,25 @@ TEST_CASE("item 7: -o - is refused with a clear message", "[cli][output]") {
   const char* cli = test::cli_or_skip();
   if (!cli) return;
   const auto dir = test::scratch_dir("cli-stdout");
-  const auto r = test::run("cd " + shq(dir) + " && " + mneme_cmd(cli, "remember " + shq(kSample) + " -o - 2>&1"));
+  const auto r = test::run("cd " + shq(dir) + " && " +
+                           mneme_cmd(cli, "remember " + shq(kSample) + " -o - 2>&1"));
   CHECK(r.status == 2);
   CHECK(r.out.find("standard output is not supported") != std::string::npos);
   CHECK(entries_of(dir).empty());
 }
 
-TEST_CASE("item 8: options a command does not take and malformed values are usage errors", "[cli][usage]") {
+TEST_CASE("item 8: options a command does not take and malformed values are usage errors",
+          "[cli][usage]") {
   const char* cli = test::cli_or_skip();
   if (!cli) return;
   const std::string src = shq(kSample);
-  for (const std::string args : {"remember " + src + " --dtype f16", "load " + src + " -o foo", "inspect " + src + " --to f16",
-                                 "inspect " + src + " --threads 3", "inspect " + src + " -o foo",
-                                 "load " + src + " --threads 3x", "load " + src + " --threads 0",
-                                 "load " + src + " --budget 1k", "load " + src + " --budget 12q",
-                                 "load " + src + " --budget", "load " + src + " --io fast",
-                                 "load " + src + " --timeout 0", "remember " + src + " --json"}) {
+  for (const std::string args :
+       {"remember " + src + " --dtype f16", "load " + src + " -o foo",
+        "inspect " + src + " --to f16", "inspect " + src + " --threads 3",
+        "inspect " + src + " -o foo", "load " + src + " --threads 3x",
+        "load " + src + " --threads 0", "load " + src + " --budget 1k",
+        "load " + src + " --budget 12q", "load " + src + " --budget", "load " + src + " --io fast",
+        "load " + src + " --timeout 0", "remember " + src + " --json"}) {
     const auto r = test::run(mneme_cmd(cli, args + " 2>&1 >/dev/null"));
     INFO(args << ": " << r.out);
     CHECK(r.status == 2);
@@ -352,7 +375,8 @@ TEST_CASE("item 9: --version, per-command --help, --, and one-line usage errors"
   // After --, a source may start with '-'.
   const auto dir = test::scratch_dir("cli-dashdash");
   fs::copy(kSample / "model-00001-of-00003.safetensors", dir / "-m.safetensors");
-  auto r = test::run("cd " + shq(dir) + " && " + mneme_cmd(cli, "inspect --json -- -m.safetensors"));
+  auto r =
+      test::run("cd " + shq(dir) + " && " + mneme_cmd(cli, "inspect --json -- -m.safetensors"));
   CHECK(r.status == 0);
   r = test::run(mneme_cmd(cli, "inspect --bogus x 2>&1"));
   CHECK(r.status == 2);
@@ -375,8 +399,10 @@ TEST_CASE("item 10: a file that is no model says so and shows its first bytes", 
   CHECK(r.out.find("not a recognised model file") != std::string::npos);
 }
 
-TEST_CASE("item 11: inspect lists a model whose scheme cannot be resolved, with a warning; --config resolves it",
-          "[cli][inspect][fixtures]") {
+TEST_CASE(
+    "item 11: inspect lists a model whose scheme cannot be resolved, with a warning; --config "
+    "resolves it",
+    "[cli][inspect][fixtures]") {
   const char* cli = test::cli_or_skip();
   if (!cli) return;
   const auto fp8 = test::fixtures_root() / "safetensors" / "fp8.safetensors";
@@ -393,37 +419,46 @@ TEST_CASE("item 11: inspect lists a model whose scheme cannot be resolved, with 
   r = test::run(mneme_cmd(cli, "inspect --json " + shq(dir / "fp8.safetensors")));
   CHECK(r.status == 0);
   CHECK(r.out.find("\"warnings\":[{") != std::string::npos);
-  r = test::run(mneme_cmd(cli, "remember " + shq(dir / "fp8.safetensors") + " -q -o " + shq(dir / "o.safetensors") + " 2>&1"));
+  r = test::run(mneme_cmd(cli, "remember " + shq(dir / "fp8.safetensors") + " -q -o " +
+                                   shq(dir / "o.safetensors") + " 2>&1"));
   CHECK(r.status == 1);
-  std::ofstream(dir / "cfg.json") << R"({"quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]}})";
-  r = test::run(mneme_cmd(cli, "inspect --json --config " + shq(dir / "cfg.json") + " " + shq(dir / "fp8.safetensors")));
+  std::ofstream(dir / "cfg.json")
+      << R"({"quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]}})";
+  r = test::run(mneme_cmd(cli, "inspect --json --config " + shq(dir / "cfg.json") + " " +
+                                   shq(dir / "fp8.safetensors")));
   CHECK(r.status == 0);
   CHECK(r.out.find("\"warnings\":[]") != std::string::npos);
   CHECK(r.out.find("fp8 e4m3 block 128x128") != std::string::npos);
 }
 
-TEST_CASE("item 12: inspect prints full names, and counts as BF16 only what is converted", "[cli][inspect]") {
+TEST_CASE("item 12: inspect prints full names, and counts as BF16 only what is converted",
+          "[cli][inspect]") {
   const char* cli = test::cli_or_skip();
   if (!cli) return;
   const auto dir = test::scratch_dir("cli-inspect-table");
   const std::string a = "model.layers.10.self_attn.q_proj.weight.with.a.very.long.suffix.A";
   const std::string b = "model.layers.10.self_attn.q_proj.weight.with.a.very.long.suffix.B";
-  write_model(dir / "m.safetensors", {{a, DType::f32, {2}, 8}, {b, DType::f32, {2}, 8}, {"ids", DType::i64, {1024}, 8192}});
+  write_model(
+      dir / "m.safetensors",
+      {{a, DType::f32, {2}, 8}, {b, DType::f32, {2}, 8}, {"ids", DType::i64, {1024}, 8192}});
   auto r = test::run(mneme_cmd(cli, "inspect " + shq(dir / "m.safetensors")));
   CHECK(r.out.find(a) != std::string::npos);
   CHECK(r.out.find(b) != std::string::npos);
   r = test::run(mneme_cmd(cli, "inspect --json " + shq(dir / "m.safetensors")));
-  CHECK(r.out.find("\"bf16_bytes\":8200") != std::string::npos);  // 4 floats at 2 bytes + 8192 bytes of I64
+  CHECK(r.out.find("\"bf16_bytes\":8200") !=
+        std::string::npos);  // 4 floats at 2 bytes + 8192 bytes of I64
 }
 
 TEST_CASE("item 13: a failed write to standard output exits 1", "[cli][inspect]") {
   const char* cli = test::cli_or_skip();
   if (!cli) return;
-  const auto r = test::run(mneme_cmd(cli, "inspect --json " + shq(kSample) + " >/dev/full 2>&1; echo $?"));
+  const auto r =
+      test::run(mneme_cmd(cli, "inspect --json " + shq(kSample) + " >/dev/full 2>&1; echo $?"));
   CHECK(r.out == "1\n");
 }
 
-TEST_CASE("item 13: the progress bar shows done / total and an ETA, and ends its line", "[cli][progress]") {
+TEST_CASE("item 13: the progress bar shows done / total and an ETA, and ends its line",
+          "[cli][progress]") {
   const char* cli = test::cli_or_skip();
   if (!cli) return;
   if (test::run("script --version >/dev/null 2>&1").status != 0) {
@@ -439,7 +474,8 @@ TEST_CASE("item 13: the progress bar shows done / total and an ETA, and ends its
   CHECK(r.out.find("\r\nloaded") != std::string::npos);  // the bar's line ended before the summary
 }
 
-TEST_CASE("item 14: directories of .bin, NPZ or GGUF splits open; missing shards warn or refuse", "[cli][directory]") {
+TEST_CASE("item 14: directories of .bin, NPZ or GGUF splits open; missing shards warn or refuse",
+          "[cli][directory]") {
   const char* cli = test::cli_or_skip();
   if (!cli) return;
   const auto dir = test::scratch_dir("cli-directories");
@@ -483,7 +519,8 @@ TEST_CASE("item 14: directories of .bin, NPZ or GGUF splits open; missing shards
     auto r = test::run(mneme_cmd(cli, "inspect " + shq(dir / "partial") + " 2>&1"));
     CHECK(r.status == 0);
     CHECK(r.out.find("missing shard 2 of 3") != std::string::npos);
-    r = test::run(mneme_cmd(cli, "remember " + shq(dir / "partial") + " -q -o " + shq(dir / "o.safetensors") + " 2>&1"));
+    r = test::run(mneme_cmd(cli, "remember " + shq(dir / "partial") + " -q -o " +
+                                     shq(dir / "o.safetensors") + " 2>&1"));
     CHECK(r.status == 1);
     CHECK(r.out.find("--allow-partial") != std::string::npos);
     r = test::run(mneme_cmd(cli, "remember " + shq(dir / "partial") + " -q --allow-partial -o " +
@@ -501,32 +538,40 @@ TEST_CASE("item 18: default output names follow the model and the type", "[cli][
   };
   CHECK(run_in("remember " + shq(kSample)).status == 0);
   CHECK(fs::exists(dir / "sample-model-bf16.safetensors"));
-  CHECK(run_in("remember " + shq(kSample / "model.safetensors.index.json") + " --to f16").status == 0);
+  CHECK(run_in("remember " + shq(kSample / "model.safetensors.index.json") + " --to f16").status ==
+        0);
   CHECK(fs::exists(dir / "sample-model-f16.safetensors"));
-  CHECK(run_in("remember " + shq(kSample / "model-00001-of-00003.safetensors") + " --to f32 --allow-partial").status == 0);
+  CHECK(run_in("remember " + shq(kSample / "model-00001-of-00003.safetensors") +
+               " --to f32 --allow-partial")
+            .status == 0);
   CHECK(fs::exists(dir / "model-f32.safetensors"));
   CHECK(run_in("remember - < " + shq(kSample / "model-00002-of-00003.safetensors")).status == 0);
   CHECK(fs::exists(dir / "model-bf16.safetensors"));
 }
 
-TEST_CASE("item 19: a decoded FP8 model drops activation scales unless --keep-scales", "[cli][fp8]") {
+TEST_CASE("item 19: a decoded FP8 model drops activation scales unless --keep-scales",
+          "[cli][fp8]") {
   const char* cli = test::cli_or_skip();
   if (!cli) return;
   const auto dir = test::scratch_dir("cli-activation-scales");
   // An FP8 E4M3 weight with a per-tensor scale and a static input scale.
   write_model(dir / "m.safetensors",
-              {{"l.weight", DType::f8_e4m3, {4, 4}, 16}, {"l.weight_scale", DType::f32, {}, 4},
-               {"l.input_scale", DType::f32, {}, 4}, {"norm.weight", DType::f32, {4}, 16}},
+              {{"l.weight", DType::f8_e4m3, {4, 4}, 16},
+               {"l.weight_scale", DType::f32, {}, 4},
+               {"l.input_scale", DType::f32, {}, 4},
+               {"norm.weight", DType::f32, {4}, 16}},
               {}, 0x20);
-  auto r = test::run(mneme_cmd(cli, "remember " + shq(dir / "m.safetensors") + " -o " + shq(dir / "o.safetensors") + " 2>&1"));
+  auto r = test::run(mneme_cmd(cli, "remember " + shq(dir / "m.safetensors") + " -o " +
+                                        shq(dir / "o.safetensors") + " 2>&1"));
   INFO(r.out);
   REQUIRE(r.status == 0);
   CHECK(r.out.find("dropped 1 activation-scale tensor") != std::string::npos);
   auto shown = test::run(mneme_cmd(cli, "inspect --json " + shq(dir / "o.safetensors"))).out;
   CHECK(shown.find("input_scale") == std::string::npos);
   CHECK(shown.find("l.weight") != std::string::npos);
-  r = test::run(mneme_cmd(cli, "remember " + shq(dir / "m.safetensors") + " -q --keep-scales --force -o " +
-                                   shq(dir / "o.safetensors") + " 2>&1"));
+  r = test::run(mneme_cmd(cli, "remember " + shq(dir / "m.safetensors") +
+                                   " -q --keep-scales --force -o " + shq(dir / "o.safetensors") +
+                                   " 2>&1"));
   REQUIRE(r.status == 0);
   shown = test::run(mneme_cmd(cli, "inspect --json " + shq(dir / "o.safetensors"))).out;
   CHECK(shown.find("l.input_scale") != std::string::npos);
@@ -545,36 +590,42 @@ TEST_CASE("item 16: a check that cannot run is a skip, and a failure under CI", 
   CHECK(r.out != "0\n");
 }
 
-TEST_CASE("item 17: the bundled quantized samples are small, name their schemes and decode", "[cli][demo]") {
+TEST_CASE("item 17: the bundled quantized samples are small, name their schemes and decode",
+          "[cli][demo]") {
   const char* cli = test::cli_or_skip();
   if (!cli) return;
   const auto samples = fs::path(MNEME_SOURCE_DIR) / "fixtures" / "samples";
   const auto dir = test::scratch_dir("cli-samples");
-  const std::vector<std::pair<std::string, std::string>> cases{
-      {"q4k-q6k.gguf", "Q6_K"}, {"gptq", "gptq 4-bit group 128"}, {"fp8", "fp8 e4m3 block 128x128"}};
+  const std::vector<std::pair<std::string, std::string>> cases{{"q4k-q6k.gguf", "Q6_K"},
+                                                               {"gptq", "gptq 4-bit group 128"},
+                                                               {"fp8", "fp8 e4m3 block 128x128"}};
   for (const auto& [sample, scheme] : cases) {
     INFO(sample);
     const auto path = samples / sample;
     REQUIRE(fs::exists(path));
     std::uintmax_t bytes = 0;
-    for (const auto& e : fs::is_directory(path) ? std::vector<fs::path>{path / "model.safetensors"} : std::vector<fs::path>{path}) {
+    for (const auto& e : fs::is_directory(path) ? std::vector<fs::path>{path / "model.safetensors"}
+                                                : std::vector<fs::path>{path}) {
       bytes += fs::file_size(e);
     }
     CHECK(bytes < (1u << 20));
     auto r = test::run(mneme_cmd(cli, "inspect " + shq(path) + " 2>&1"));
     CHECK(r.status == 0);
     CHECK(r.out.find(scheme) != std::string::npos);
-    r = test::run(mneme_cmd(cli, "remember " + shq(path) + " -q -o " + shq(dir / (sample + ".safetensors")) + " 2>&1"));
+    r = test::run(mneme_cmd(
+        cli, "remember " + shq(path) + " -q -o " + shq(dir / (sample + ".safetensors")) + " 2>&1"));
     CHECK(r.status == 0);
   }
 }
 
-TEST_CASE("item 15: a GPTQ tensor held whole is reported, and its cap names --budget", "[cli][gptq]") {
+TEST_CASE("item 15: a GPTQ tensor held whole is reported, and its cap names --budget",
+          "[cli][gptq]") {
   const char* cli = test::cli_or_skip();
   if (!cli) return;
   const auto samples = fs::path(MNEME_SOURCE_DIR) / "fixtures" / "samples";
   const auto dir = test::scratch_dir("cli-gptq-whole");
-  auto r = test::run(mneme_cmd(cli, "remember " + shq(samples / "gptq") + " -o " + shq(dir / "o.safetensors") + " 2>&1"));
+  auto r = test::run(mneme_cmd(
+      cli, "remember " + shq(samples / "gptq") + " -o " + shq(dir / "o.safetensors") + " 2>&1"));
   INFO(r.out);
   CHECK(r.status == 0);
   CHECK(r.out.find("of tensors held whole") != std::string::npos);
@@ -583,13 +634,15 @@ TEST_CASE("item 15: a GPTQ tensor held whole is reported, and its cap names --bu
   fs::create_directory(dir / "big");
   fs::copy(samples / "gptq" / "config.json", dir / "big" / "config.json");
   const std::uint64_t in = 32768, out = 16384, groups = in / 128;
-  auto w = create_safetensors_file((dir / "big" / "model.safetensors").string(),
-                                   {{"l.qweight", DType::i32, {in / 8, out}, in / 8 * out * 4},
-                                    {"l.qzeros", DType::i32, {groups, out / 8}, groups * out / 8 * 4},
-                                    {"l.scales", DType::f16, {groups, out}, groups * out * 2}},
-                                   {});
+  auto w =
+      create_safetensors_file((dir / "big" / "model.safetensors").string(),
+                              {{"l.qweight", DType::i32, {in / 8, out}, in / 8 * out * 4},
+                               {"l.qzeros", DType::i32, {groups, out / 8}, groups * out / 8 * 4},
+                               {"l.scales", DType::f16, {groups, out}, groups * out * 2}},
+                              {});
   w->commit();
-  r = test::run(mneme_cmd(cli, "remember " + shq(dir / "big") + " --to f32 -q -o " + shq(dir / "big.safetensors") + " 2>&1"));
+  r = test::run(mneme_cmd(cli, "remember " + shq(dir / "big") + " --to f32 -q -o " +
+                                   shq(dir / "big.safetensors") + " 2>&1"));
   INFO(r.out);
   CHECK(r.status == 1);
   CHECK(r.out.find("--budget") != std::string::npos);

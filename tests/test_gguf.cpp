@@ -68,47 +68,247 @@ std::string one_tensor(std::vector<std::uint64_t> ne, std::uint32_t type, std::u
 
 std::vector<Hostile> hostile_cases() {
   return {
-      {"bad magic", [] { auto f = valid(); f[0] = 'X'; return f; }, ErrorKind::parse},
-      {"version 0", [] { auto f = valid(); f[4] = 0; return f; }, ErrorKind::unsupported},
-      {"version 4", [] { auto f = valid(); f[4] = 4; return f; }, ErrorKind::unsupported},
-      {"big-endian version", [] { auto f = valid(); f[4] = 0; f[7] = 3; return f; }, ErrorKind::unsupported},
-      {"truncated after the magic", [] { return std::string("GGUF\x03\x00", 6); }, ErrorKind::parse},
-      {"tensor count 2^62", [] { GgufBuilder b; b.header(1ull << 62, 0); return b.bytes; }, ErrorKind::limit},
-      {"kv count 2^60", [] { GgufBuilder b; b.header(0, 1ull << 60); return b.bytes; }, ErrorKind::parse},
-      {"key length 2^40", [] { GgufBuilder b; b.header(0, 1); b.u64(1ull << 40); return b.bytes + std::string(16, 'x'); }, ErrorKind::limit},
-      {"key longer than the file", [] { GgufBuilder b; b.header(0, 1); b.u64(1000); return b.bytes + std::string(20, 'k'); }, ErrorKind::parse},
-      {"string value of 2^40 bytes", [] { GgufBuilder b; b.header(0, 1); b.str("k"); b.u32(8); b.u64(1ull << 40); return b.bytes; }, ErrorKind::limit},
-      {"u32 array longer than the file", [] { GgufBuilder b; b.header(0, 1); b.str("k"); b.u32(9); b.u32(4); b.u64(1 << 20); return b.bytes; }, ErrorKind::parse},
-      {"array byte size overflow", [] { GgufBuilder b; b.header(0, 1); b.str("k"); b.u32(9); b.u32(10); b.u64(1ull << 62); return b.bytes; }, ErrorKind::parse},
-      {"string array element longer than the file", [] { GgufBuilder b; b.header(0, 1); b.str("k"); b.u32(9); b.u32(8); b.u64(1); b.u64(1ull << 20); return b.bytes; }, ErrorKind::parse},
-      {"arrays nested too deep", [] {
-         GgufBuilder b; b.header(0, 1); b.str("k"); b.u32(9);
-         for (int i = 0; i < 5; ++i) { b.u32(9); b.u64(1); }
-         b.u32(4); b.u64(1); b.u32(7); return b.bytes; }, ErrorKind::parse},
-      {"unknown value type 13", [] { GgufBuilder b; b.header(0, 1); b.str("k"); b.u32(13); b.u32(0); return b.bytes; }, ErrorKind::parse},
-      {"unknown array element type", [] { GgufBuilder b; b.header(0, 1); b.str("k"); b.u32(9); b.u32(99); b.u64(1); b.u32(0); return b.bytes; }, ErrorKind::parse},
-      {"bool value 2", [] { GgufBuilder b; b.header(0, 1); b.str("k"); b.u32(7); b.u8(2); return b.bytes; }, ErrorKind::parse},
-      {"duplicate metadata key", [] { GgufBuilder b; b.header(0, 2); b.kv_u32("k", 1); b.kv_u32("k", 2); return b.bytes; }, ErrorKind::parse},
-      {"alignment 0", [] { GgufBuilder b; b.header(0, 1); b.kv_u32("general.alignment", 0); return b.bytes; }, ErrorKind::parse},
-      {"alignment 48", [] { GgufBuilder b; b.header(0, 1); b.kv_u32("general.alignment", 48); return b.bytes; }, ErrorKind::parse},
-      {"alignment of type u64", [] { GgufBuilder b; b.header(0, 1); b.str("general.alignment"); b.u32(10); b.u64(32); return b.bytes; }, ErrorKind::parse},
+      {"bad magic",
+       [] {
+         auto f = valid();
+         f[0] = 'X';
+         return f;
+       },
+       ErrorKind::parse},
+      {"version 0",
+       [] {
+         auto f = valid();
+         f[4] = 0;
+         return f;
+       },
+       ErrorKind::unsupported},
+      {"version 4",
+       [] {
+         auto f = valid();
+         f[4] = 4;
+         return f;
+       },
+       ErrorKind::unsupported},
+      {"big-endian version",
+       [] {
+         auto f = valid();
+         f[4] = 0;
+         f[7] = 3;
+         return f;
+       },
+       ErrorKind::unsupported},
+      {"truncated after the magic", [] { return std::string("GGUF\x03\x00", 6); },
+       ErrorKind::parse},
+      {"tensor count 2^62",
+       [] {
+         GgufBuilder b;
+         b.header(1ull << 62, 0);
+         return b.bytes;
+       },
+       ErrorKind::limit},
+      {"kv count 2^60",
+       [] {
+         GgufBuilder b;
+         b.header(0, 1ull << 60);
+         return b.bytes;
+       },
+       ErrorKind::parse},
+      {"key length 2^40",
+       [] {
+         GgufBuilder b;
+         b.header(0, 1);
+         b.u64(1ull << 40);
+         return b.bytes + std::string(16, 'x');
+       },
+       ErrorKind::limit},
+      {"key longer than the file",
+       [] {
+         GgufBuilder b;
+         b.header(0, 1);
+         b.u64(1000);
+         return b.bytes + std::string(20, 'k');
+       },
+       ErrorKind::parse},
+      {"string value of 2^40 bytes",
+       [] {
+         GgufBuilder b;
+         b.header(0, 1);
+         b.str("k");
+         b.u32(8);
+         b.u64(1ull << 40);
+         return b.bytes;
+       },
+       ErrorKind::limit},
+      {"u32 array longer than the file",
+       [] {
+         GgufBuilder b;
+         b.header(0, 1);
+         b.str("k");
+         b.u32(9);
+         b.u32(4);
+         b.u64(1 << 20);
+         return b.bytes;
+       },
+       ErrorKind::parse},
+      {"array byte size overflow",
+       [] {
+         GgufBuilder b;
+         b.header(0, 1);
+         b.str("k");
+         b.u32(9);
+         b.u32(10);
+         b.u64(1ull << 62);
+         return b.bytes;
+       },
+       ErrorKind::parse},
+      {"string array element longer than the file",
+       [] {
+         GgufBuilder b;
+         b.header(0, 1);
+         b.str("k");
+         b.u32(9);
+         b.u32(8);
+         b.u64(1);
+         b.u64(1ull << 20);
+         return b.bytes;
+       },
+       ErrorKind::parse},
+      {"arrays nested too deep",
+       [] {
+         GgufBuilder b;
+         b.header(0, 1);
+         b.str("k");
+         b.u32(9);
+         for (int i = 0; i < 5; ++i) {
+           b.u32(9);
+           b.u64(1);
+         }
+         b.u32(4);
+         b.u64(1);
+         b.u32(7);
+         return b.bytes;
+       },
+       ErrorKind::parse},
+      {"unknown value type 13",
+       [] {
+         GgufBuilder b;
+         b.header(0, 1);
+         b.str("k");
+         b.u32(13);
+         b.u32(0);
+         return b.bytes;
+       },
+       ErrorKind::parse},
+      {"unknown array element type",
+       [] {
+         GgufBuilder b;
+         b.header(0, 1);
+         b.str("k");
+         b.u32(9);
+         b.u32(99);
+         b.u64(1);
+         b.u32(0);
+         return b.bytes;
+       },
+       ErrorKind::parse},
+      {"bool value 2",
+       [] {
+         GgufBuilder b;
+         b.header(0, 1);
+         b.str("k");
+         b.u32(7);
+         b.u8(2);
+         return b.bytes;
+       },
+       ErrorKind::parse},
+      {"duplicate metadata key",
+       [] {
+         GgufBuilder b;
+         b.header(0, 2);
+         b.kv_u32("k", 1);
+         b.kv_u32("k", 2);
+         return b.bytes;
+       },
+       ErrorKind::parse},
+      {"alignment 0",
+       [] {
+         GgufBuilder b;
+         b.header(0, 1);
+         b.kv_u32("general.alignment", 0);
+         return b.bytes;
+       },
+       ErrorKind::parse},
+      {"alignment 48",
+       [] {
+         GgufBuilder b;
+         b.header(0, 1);
+         b.kv_u32("general.alignment", 48);
+         return b.bytes;
+       },
+       ErrorKind::parse},
+      {"alignment of type u64",
+       [] {
+         GgufBuilder b;
+         b.header(0, 1);
+         b.str("general.alignment");
+         b.u32(10);
+         b.u64(32);
+         return b.bytes;
+       },
+       ErrorKind::parse},
       {"zero dimensions", [] { return one_tensor({}, 0, 0, 0); }, ErrorKind::parse},
-      {"five dimensions", [] { return one_tensor({1, 1, 1, 1, 1}, 0, 0, 4); }, ErrorKind::parse},
-      {"element count overflow", [] { return one_tensor({1ull << 40, 1ull << 40}, 0, 0, 0); }, ErrorKind::parse},
-      {"byte size overflow", [] { return one_tensor({1ull << 62, 2}, 0, 0, 0); }, ErrorKind::parse},
+      {"five dimensions",
+       [] {
+         return one_tensor({1, 1, 1, 1, 1}, 0, 0, 4);
+       },
+       ErrorKind::parse},
+      {"element count overflow",
+       [] {
+         return one_tensor({1ull << 40, 1ull << 40}, 0, 0, 0);
+       },
+       ErrorKind::parse},
+      {"byte size overflow",
+       [] {
+         return one_tensor({1ull << 62, 2}, 0, 0, 0);
+       },
+       ErrorKind::parse},
       {"removed type id 4", [] { return one_tensor({32}, 4, 0, 32); }, ErrorKind::parse},
       {"type id 1000", [] { return one_tensor({32}, 1000, 0, 32); }, ErrorKind::parse},
-      {"row not a whole number of blocks", [] { return one_tensor({33}, 8, 0, 68); }, ErrorKind::parse},
+      {"row not a whole number of blocks", [] { return one_tensor({33}, 8, 0, 68); },
+       ErrorKind::parse},
       {"offset not aligned", [] { return one_tensor({4}, 0, 4, 32); }, ErrorKind::parse},
-      {"tensor past the end of the file", [] { return one_tensor({64}, 0, 0, 16); }, ErrorKind::parse},
-      {"offset near 2^64", [] { return one_tensor({4}, 0, ~std::uint64_t{31}, 16); }, ErrorKind::parse},
-      {"overlapping tensors", [] {
-         GgufBuilder b; b.header(2, 0); b.tensor("a", {8}, 0, 0); b.tensor("b", {8}, 0, 0); b.align(); b.data(32);
-         return b.bytes; }, ErrorKind::parse},
-      {"duplicate tensor name", [] {
-         GgufBuilder b; b.header(2, 0); b.tensor("a", {8}, 0, 0); b.tensor("a", {8}, 0, 32); b.align(); b.data(64);
-         return b.bytes; }, ErrorKind::parse},
-      {"truncated inside the tensor table", [] { auto f = valid(); return f.substr(0, f.size() - 150); }, ErrorKind::parse},
+      {"tensor past the end of the file", [] { return one_tensor({64}, 0, 0, 16); },
+       ErrorKind::parse},
+      {"offset near 2^64", [] { return one_tensor({4}, 0, ~std::uint64_t{31}, 16); },
+       ErrorKind::parse},
+      {"overlapping tensors",
+       [] {
+         GgufBuilder b;
+         b.header(2, 0);
+         b.tensor("a", {8}, 0, 0);
+         b.tensor("b", {8}, 0, 0);
+         b.align();
+         b.data(32);
+         return b.bytes;
+       },
+       ErrorKind::parse},
+      {"duplicate tensor name",
+       [] {
+         GgufBuilder b;
+         b.header(2, 0);
+         b.tensor("a", {8}, 0, 0);
+         b.tensor("a", {8}, 0, 32);
+         b.align();
+         b.data(64);
+         return b.bytes;
+       },
+       ErrorKind::parse},
+      {"truncated inside the tensor table",
+       [] {
+         auto f = valid();
+         return f.substr(0, f.size() - 150);
+       },
+       ErrorKind::parse},
   };
 }
 
@@ -198,7 +398,9 @@ namespace {
 // A GGUF of `version` holding one metadata entry of every value type: each
 // scalar type, arrays of each, an array of arrays, an empty array, a
 // 150 000-entry tokenizer, and a non-default general.alignment.
-std::string every_metadata_type(std::uint32_t version, const std::vector<std::pair<std::string, std::uint32_t>>& extra_u32 = {}) {
+std::string every_metadata_type(
+    std::uint32_t version,
+    const std::vector<std::pair<std::string, std::uint32_t>>& extra_u32 = {}) {
   GgufBuilder b;
   b.version = version;
   const std::uint64_t n_kv = 32 + extra_u32.size();
@@ -260,7 +462,8 @@ std::string every_metadata_type(std::uint32_t version, const std::vector<std::pa
 
 }  // namespace
 
-TEST_CASE("GGUF -> GGUF keeps every metadata entry with its type and value", "[gguf][cli][metadata]") {
+TEST_CASE("GGUF -> GGUF keeps every metadata entry with its type and value",
+          "[gguf][cli][metadata]") {
   const char* cli = test::cli_or_skip();
   if (!cli) return;
   const auto dir = test::scratch_dir("gguf-metadata");
@@ -269,19 +472,21 @@ TEST_CASE("GGUF -> GGUF keeps every metadata entry with its type and value", "[g
       const auto src = dir / ("v" + std::to_string(v) + ".gguf");
       const auto out = dir / ("v" + std::to_string(v) + "-out.gguf");
       std::ofstream(src, std::ios::binary) << every_metadata_type(v);
-      const auto conv = test::run(std::string(cli) + " convert " + test::shq(src) + " --to gguf -o " +
-                                  test::shq(out) + " -q 2>&1");
+      const auto conv = test::run(std::string(cli) + " convert " + test::shq(src) +
+                                  " --to gguf -o " + test::shq(out) + " -q 2>&1");
       INFO(conv.out);
       REQUIRE(conv.status == 0);
       const auto check = test::run("/usr/bin/python3 " + std::string(MNEME_SOURCE_DIR) +
-                                   "/scripts/check_gguf.py --metadata " + test::shq(out) + " " + test::shq(src) + " 2>&1");
+                                   "/scripts/check_gguf.py --metadata " + test::shq(out) + " " +
+                                   test::shq(src) + " 2>&1");
       INFO(check.out);
       CHECK(check.status == 0);
       // inspect shows the version and the arrays.
       const auto shown = test::run(std::string(cli) + " inspect --json " + test::shq(src));
       REQUIRE(shown.status == 0);
       CHECK(shown.out.find("\"version\":" + std::to_string(v)) != std::string::npos);
-      CHECK(shown.out.find("\"tokenizer.ggml.tokens\":\"array<string>[150000]\"") != std::string::npos);
+      CHECK(shown.out.find("\"tokenizer.ggml.tokens\":\"array<string>[150000]\"") !=
+            std::string::npos);
     }
   }
 }
@@ -305,7 +510,8 @@ TEST_CASE("a split GGUF converts to one file with the first split's metadata, sp
       b.data(32);
       file = b.bytes;
     }
-    std::ofstream(dir / ("m-0000" + std::to_string(s + 1) + "-of-00002.gguf"), std::ios::binary) << file;
+    std::ofstream(dir / ("m-0000" + std::to_string(s + 1) + "-of-00002.gguf"), std::ios::binary)
+        << file;
   }
   const auto first = dir / "m-00001-of-00002.gguf";
   const auto out = dir / "out.gguf";
@@ -313,8 +519,9 @@ TEST_CASE("a split GGUF converts to one file with the first split's metadata, sp
                               test::shq(out) + " -q 2>&1");
   INFO(conv.out);
   REQUIRE(conv.status == 0);
-  const auto check = test::run("/usr/bin/python3 " + std::string(MNEME_SOURCE_DIR) + "/scripts/check_gguf.py --metadata " +
-                               test::shq(out) + " " + test::shq(first) + " 2>&1");
+  const auto check = test::run("/usr/bin/python3 " + std::string(MNEME_SOURCE_DIR) +
+                               "/scripts/check_gguf.py --metadata " + test::shq(out) + " " +
+                               test::shq(first) + " 2>&1");
   INFO(check.out);
   CHECK(check.status == 0);
 }

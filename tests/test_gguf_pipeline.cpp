@@ -97,7 +97,8 @@ TEST_CASE("GGUF written by convert reads back identically, here and in an indepe
     REQUIRE(back.tensors[i].data.length == want.size());
     CHECK((want.size() == 0 || std::memcmp(gguf.data() + back.tensors[i].data.offset, want.data(), want.size()) == 0));
   }
-  CHECK(std::find(back.header.metadata.begin(), back.header.metadata.end(), MetadataEntry{"format", "pt"}) != back.header.metadata.end());
+  CHECK(std::find(back.header.metadata.begin(), back.header.metadata.end(),
+                  MetadataEntry{"format", "pt"}) != back.header.metadata.end());
 
   // GGUF -> GGUF keeps the metadata section as it was.
   const std::string again = (dir / "again.gguf").string();

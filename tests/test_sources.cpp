@@ -640,8 +640,9 @@ TEST_CASE("tcp source against a loopback server", "[sources]") {
   }
   SECTION("blocking") {
     LoopbackServer server(data);
-    auto src = mneme::make_tcp_source(
-        "127.0.0.1", std::to_string(server.acceptor.local_endpoint().port()), {}, ctx.get_executor());
+    auto src =
+        mneme::make_tcp_source("127.0.0.1", std::to_string(server.acceptor.local_endpoint().port()),
+                               {}, ctx.get_executor());
     for (const auto& r : sequential_plan(data.size())) {
       Bytes got(r.length);
       src->read_at(r.offset, got);

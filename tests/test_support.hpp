@@ -23,11 +23,11 @@ int& skip_count();  // catch_main.cpp
 // Records that a check could not run (missing oracle, server, binary): the
 // test executable then exits with kSkipExitCode and CTest reports a skip. In
 // CI (CI set) a skip fails the test: CI installs everything the tests need.
-#define MNEME_SKIP(reason)                                                          \
-  do {                                                                              \
+#define MNEME_SKIP(reason)                                                                    \
+  do {                                                                                        \
     if (const char* ci_ = std::getenv("CI"); ci_ && *ci_) FAIL("required in CI: " << reason); \
-    WARN("SKIPPED: " << reason);                                                     \
-    ++::mneme::test::skip_count();                                                  \
+    WARN("SKIPPED: " << reason);                                                              \
+    ++::mneme::test::skip_count();                                                            \
   } while (false)
 
 // The mneme binary under test (ctest sets MNEME_CLI), or nullptr after

@@ -25,28 +25,38 @@ struct Option {
 
 // One table: parsing, per-command acceptance and the help text.
 constexpr std::array kOptions{
-    Option{"--json", nullptr, nullptr, kInspect, "print the catalog as JSON (warnings in a \"warnings\" array)"},
+    Option{"--json", nullptr, nullptr, kInspect,
+           "print the catalog as JSON (warnings in a \"warnings\" array)"},
     Option{"--output", "-o", "OUT", kRemember | kConvert,
            "output file: a new path or a regular file (a symlink is followed to its target);\n"
            "never a directory, device, FIFO, socket or one of the inputs"},
     Option{"--force", nullptr, nullptr, kRemember | kConvert, "replace OUT if it exists"},
-    Option{"--to", nullptr, "TYPE", kRemember | kConvert | kLoad,
-           "remember: bf16 (default), f16 or f32; load: bf16, f16 or f32 (default: floats as stored);\n"
-           "convert: safetensors or gguf (required)"},
-    Option{"--dtype", nullptr, "TYPE", kConvert, "convert float tensors to bf16, f16 or f32 (default: as stored)"},
+    Option{"--to", nullptr, "TYPE", kRemember,
+           "bf16 (default), f16 or f32: decoded and float tensors"},
+    Option{"--to", nullptr, "TYPE", kLoad, "bf16, f16 or f32 (default: float tensors as stored)"},
+    Option{"--to", nullptr, "FORMAT", kConvert, "safetensors or gguf (required)"},
+    Option{"--dtype", nullptr, "TYPE", kConvert,
+           "convert float tensors to bf16, f16 or f32 (default: as stored)"},
     Option{"--threads", nullptr, "N", kTransfer, "decode threads, 1..1024 (default: every core)"},
     Option{"--budget", nullptr, "SIZE", kTransfer,
-           "input buffer memory, at least one chunk (default 64M); also caps a tensor held whole"},
-    Option{"--chunk", nullptr, "SIZE", kTransfer, "largest chunk one decode reads, 1k..1G (default 4M; small values for tests)"},
+           "input buffer memory, at least one chunk (default 64M);\n"
+           "also the cap of one tensor held whole (default 1G)"},
+    Option{"--chunk", nullptr, "SIZE", kTransfer,
+           "largest chunk one decode reads, 1k..1G (default 4M)"},
     Option{"--io", nullptr, "MODE", kAll,
-           "file reads: auto (default: io_uring, pread where io_uring is refused), uring, pread, mmap"},
+           "file reads: auto (default: io_uring, pread where io_uring is refused),\n"
+           "uring, pread or mmap"},
     Option{"--config", nullptr, "FILE", kAll,
-           "the model's config.json (default: the one beside a local safetensors model)"},
-    Option{"--allow-partial", nullptr, nullptr, kTransfer, "go on when shards of the model are missing"},
+           "the model's config.json (default: the one beside local weights)"},
+    Option{"--allow-partial", nullptr, nullptr, kTransfer,
+           "go on when shards of the model are missing"},
     Option{"--keep-scales", nullptr, nullptr, kTransfer,
-           "keep activation-quantization scales (input_scale, k_scale, v_scale...) of decoded models"},
-    Option{"--connect-timeout", nullptr, "SECS", kAll, "give up connecting to a network source (default 30)"},
-    Option{"--timeout", nullptr, "SECS", kAll, "give up when a network source sends nothing for SECS (default 60)"},
+           "keep the activation scales (input_scale, k_scale, v_scale...)\n"
+           "of a decoded FP8 model"},
+    Option{"--connect-timeout", nullptr, "SECS", kAll,
+           "give up connecting to a network source (default 30)"},
+    Option{"--timeout", nullptr, "SECS", kAll,
+           "give up when a network source sends nothing for SECS (default 60)"},
     Option{"--quiet", "-q", nullptr, kTransfer, "no progress bar and no summary"},
 };
 
@@ -58,9 +68,10 @@ struct Command {
 };
 
 constexpr std::array kCommands{
-    Command{"inspect", kInspect, "inspect SRC... [options]",
-            "Reads only the headers: format, version, metadata, every tensor with its dtype, shape\n"
-            "and quantization scheme. Problems with a scheme or missing shards are warnings here."},
+    Command{
+        "inspect", kInspect, "inspect SRC... [options]",
+        "Reads only the headers: format, version, metadata, every tensor with its dtype, shape\n"
+        "and quantization scheme. Problems with a scheme or missing shards are warnings here."},
     Command{"remember", kRemember, "remember SRC... [-o OUT] [options]",
             "Decodes quantized tensors and converts float tensors to --to (default bf16), passes\n"
             "the rest through, keeps the metadata, and writes one safetensors file (default OUT:\n"
@@ -97,7 +108,8 @@ std::string option_line(const Option& o) {
   bool first = true;
   while (start <= text.size()) {
     const auto nl = text.find('\n', start);
-    const std::string line = text.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+    const std::string line =
+        text.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
     if (first) {
       out += head.size() < pad.size() ? head + std::string(pad.size() - head.size(), ' ') + line
                                       : head + "\n" + pad + line;
@@ -112,10 +124,12 @@ std::string option_line(const Option& o) {
 }
 
 unsigned parse_threads(const std::string& v) {
-  const bool digits = !v.empty() && v.size() <= 4 &&
-                      std::all_of(v.begin(), v.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  const bool digits = !v.empty() && v.size() <= 4 && std::all_of(v.begin(), v.end(), [](char c) {
+    return std::isdigit(static_cast<unsigned char>(c));
+  });
   const unsigned long n = digits ? std::stoul(v) : 0;
-  if (n < 1 || n > 1024) throw UsageError("--threads must be a whole number from 1 to 1024, not '" + v + "'");
+  if (n < 1 || n > 1024)
+    throw UsageError("--threads must be a whole number from 1 to 1024, not '" + v + "'");
   return static_cast<unsigned>(n);
 }
 
@@ -123,7 +137,8 @@ double parse_seconds(const std::string& v, const std::string& option) {
   char* end = nullptr;
   const double s = v.empty() ? 0 : std::strtod(v.c_str(), &end);
   if (v.empty() || *end != '\0' || !std::isfinite(s) || s <= 0 || s > 86400) {
-    throw UsageError(option + " must be a number of seconds above 0 (at most 86400), not '" + v + "'");
+    throw UsageError(option + " must be a number of seconds above 0 (at most 86400), not '" + v +
+                     "'");
   }
   return s;
 }
@@ -138,15 +153,23 @@ std::uint64_t parse_size(const std::string& text, const std::string& option) {
   };
   if (digits == 0 || digits > 20) throw bad();
   std::string unit = text.substr(digits);
-  if (unit.ends_with("iB") || unit.ends_with("ib")) unit.resize(unit.size() - 2);
-  else if (unit.size() == 2 && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
+  if (unit.ends_with("iB") || unit.ends_with("ib"))
+    unit.resize(unit.size() - 2);
+  else if (unit.size() == 2 && (unit.back() == 'B' || unit.back() == 'b'))
+    unit.pop_back();
   unsigned shift = 0;
-  if (unit.empty()) shift = 0;
-  else if (unit == "k" || unit == "K") shift = 10;
-  else if (unit == "m" || unit == "M") shift = 20;
-  else if (unit == "g" || unit == "G") shift = 30;
-  else if (unit == "t" || unit == "T") shift = 40;
-  else throw bad();
+  if (unit.empty())
+    shift = 0;
+  else if (unit == "k" || unit == "K")
+    shift = 10;
+  else if (unit == "m" || unit == "M")
+    shift = 20;
+  else if (unit == "g" || unit == "G")
+    shift = 30;
+  else if (unit == "t" || unit == "T")
+    shift = 40;
+  else
+    throw bad();
   const std::string number = text.substr(0, digits);
   errno = 0;
   const unsigned long long value = std::strtoull(number.c_str(), nullptr, 10);
@@ -158,7 +181,8 @@ std::uint64_t parse_size(const std::string& text, const std::string& option) {
 
 std::string usage(const std::string& command) {
   if (const Command* c = find_command(command)) {
-    std::string u = std::string("usage: mneme ") + c->synopsis + "\n\n" + c->what + "\n\noptions:\n";
+    std::string u =
+        std::string("usage: mneme ") + c->synopsis + "\n\n" + c->what + "\n\noptions:\n";
     for (const auto& o : kOptions) {
       if (o.commands & c->bit) u += option_line(o);
     }
@@ -210,35 +234,59 @@ Args parse_args(int argc, char** argv) {
       name = arg.substr(0, eq);
       inline_value = arg.substr(eq + 1);
     }
-    const auto it = std::find_if(kOptions.begin(), kOptions.end(), [&](const Option& o) {
+    const auto named = [&](const Option& o) {
       return name == o.name || (o.alias && name == o.alias);
+    };
+    const auto it = std::find_if(kOptions.begin(), kOptions.end(), [&](const Option& o) {
+      return named(o) && (o.commands & cmd->bit);
     });
-    if (it == kOptions.end()) throw UsageError("unknown option " + name);
-    if (!(it->commands & cmd->bit)) throw UsageError(a.command + " does not take " + it->name);
+    if (it == kOptions.end()) {
+      if (std::none_of(kOptions.begin(), kOptions.end(), named))
+        throw UsageError("unknown option " + name);
+      throw UsageError(a.command + " does not take " + name);
+    }
     std::string value;
     if (it->value) {
-      if (inline_value) value = *inline_value;
-      else if (i + 1 < argc) value = argv[++i];
-      else throw UsageError(std::string(it->name) + " needs a value (" + it->value + ")");
+      if (inline_value)
+        value = *inline_value;
+      else if (i + 1 < argc)
+        value = argv[++i];
+      else
+        throw UsageError(std::string(it->name) + " needs a value (" + it->value + ")");
     } else if (inline_value) {
       throw UsageError(std::string(it->name) + " takes no value");
     }
     const std::string_view o = it->name;
-    if (o == "--json") a.json = true;
-    else if (o == "--output") a.output = value;
-    else if (o == "--force") a.force = true;
-    else if (o == "--to") a.to = value;
-    else if (o == "--dtype") a.dtype = value;
-    else if (o == "--threads") a.threads = parse_threads(value);
-    else if (o == "--budget") a.budget = parse_size(value, "--budget");
-    else if (o == "--chunk") a.chunk = parse_size(value, "--chunk");
-    else if (o == "--io") a.io = value;
-    else if (o == "--config") a.config = value;
-    else if (o == "--allow-partial") a.allow_partial = true;
-    else if (o == "--keep-scales") a.keep_scales = true;
-    else if (o == "--connect-timeout") a.connect_timeout = parse_seconds(value, "--connect-timeout");
-    else if (o == "--timeout") a.timeout = parse_seconds(value, "--timeout");
-    else if (o == "--quiet") a.quiet = true;
+    if (o == "--json")
+      a.json = true;
+    else if (o == "--output")
+      a.output = value;
+    else if (o == "--force")
+      a.force = true;
+    else if (o == "--to")
+      a.to = value;
+    else if (o == "--dtype")
+      a.dtype = value;
+    else if (o == "--threads")
+      a.threads = parse_threads(value);
+    else if (o == "--budget")
+      a.budget = parse_size(value, "--budget");
+    else if (o == "--chunk")
+      a.chunk = parse_size(value, "--chunk");
+    else if (o == "--io")
+      a.io = value;
+    else if (o == "--config")
+      a.config = value;
+    else if (o == "--allow-partial")
+      a.allow_partial = true;
+    else if (o == "--keep-scales")
+      a.keep_scales = true;
+    else if (o == "--connect-timeout")
+      a.connect_timeout = parse_seconds(value, "--connect-timeout");
+    else if (o == "--timeout")
+      a.timeout = parse_seconds(value, "--timeout");
+    else if (o == "--quiet")
+      a.quiet = true;
   }
   if (a.help) return a;
   if (a.sources.empty()) throw UsageError(a.command + " needs at least one source");

@@ -30,11 +30,11 @@ struct Args {
   std::optional<std::uint64_t> chunk;   // --chunk
   std::optional<double> connect_timeout;  // --connect-timeout, seconds
   std::optional<double> timeout;          // --timeout (idle), seconds
-  bool json = false;           // --json
-  bool quiet = false;          // -q, --quiet
-  bool force = false;          // --force
-  bool allow_partial = false;  // --allow-partial
-  bool keep_scales = false;    // --keep-scales
+  bool json = false;                      // --json
+  bool quiet = false;                     // -q, --quiet
+  bool force = false;                     // --force
+  bool allow_partial = false;             // --allow-partial
+  bool keep_scales = false;               // --keep-scales
 };
 
 // Parses argv; throws UsageError for anything a command does not take or a

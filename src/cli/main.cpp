@@ -82,8 +82,10 @@ std::string shape_text(const std::vector<std::uint64_t>& shape) {
 std::string duration_text(double secs) {
   const auto s = static_cast<long long>(std::llround(std::max(secs, 0.0)));
   char buf[32];
-  if (s >= 3600) std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", s / 3600, s / 60 % 60, s % 60);
-  else std::snprintf(buf, sizeof buf, "%lld:%02lld", s / 60, s % 60);
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", s / 3600, s / 60 % 60, s % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%lld:%02lld", s / 60, s % 60);
   return buf;
 }
 
@@ -103,10 +105,14 @@ class Progress {
     const int filled = static_cast<int>(frac * width);
     const double secs = std::chrono::duration<double>(now - start_).count();
     const double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
-    const std::string eta = rate > 0 && done < total ? " ETA " + duration_text(static_cast<double>(total - done) / rate) : "";
-    std::fprintf(stderr, "\r[%.*s%*s] %3.0f%% %s / %s, %s/s%s\033[K", filled, "##############################",
-                 width - filled, "", frac * 100, human_bytes(static_cast<double>(done)).c_str(),
-                 human_bytes(static_cast<double>(total)).c_str(), human_bytes(rate).c_str(), eta.c_str());
+    const std::string eta = rate > 0 && done < total
+                                ? " ETA " + duration_text(static_cast<double>(total - done) / rate)
+                                : "";
+    std::fprintf(stderr, "\r[%.*s%*s] %3.0f%% %s / %s, %s/s%s\033[K", filled,
+                 "##############################", width - filled, "", frac * 100,
+                 human_bytes(static_cast<double>(done)).c_str(),
+                 human_bytes(static_cast<double>(total)).c_str(), human_bytes(rate).c_str(),
+                 eta.c_str());
     open_ = true;
     if (done >= total) end_line();
   }
@@ -132,12 +138,19 @@ void warn(const std::string& text) {
 
 CatalogOptions catalog_options(const cli::Args& a, bool lenient) {
   CatalogOptions o;
-  if (!a.io || *a.io == "auto") o.open.file_io = FileIo::automatic;
-  else if (*a.io == "uring") o.open.file_io = FileIo::uring;
-  else if (*a.io == "pread") o.open.file_io = FileIo::pread;
-  else if (*a.io == "mmap") o.open.file_io = FileIo::mmap;
-  else throw cli::UsageError("--io must be auto, uring, pread or mmap, not '" + *a.io + "'");
-  const auto ms = [](double s) { return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000)); };
+  if (!a.io || *a.io == "auto")
+    o.open.file_io = FileIo::automatic;
+  else if (*a.io == "uring")
+    o.open.file_io = FileIo::uring;
+  else if (*a.io == "pread")
+    o.open.file_io = FileIo::pread;
+  else if (*a.io == "mmap")
+    o.open.file_io = FileIo::mmap;
+  else
+    throw cli::UsageError("--io must be auto, uring, pread or mmap, not '" + *a.io + "'");
+  const auto ms = [](double s) {
+    return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
+  };
   if (a.connect_timeout) o.open.connect_timeout = ms(*a.connect_timeout);
   if (a.timeout) o.open.idle_timeout = ms(*a.timeout);
   if (a.config) o.config_path = *a.config;
@@ -150,7 +163,8 @@ std::optional<OutType> out_type(const std::optional<std::string>& flag, const ch
                                 std::optional<OutType> fallback) {
   if (!flag) return fallback;
   const auto t = out_type_from_name(*flag);
-  if (!t) throw cli::UsageError(std::string(name) + " must be bf16, f16 or f32, not '" + *flag + "'");
+  if (!t)
+    throw cli::UsageError(std::string(name) + " must be bf16, f16 or f32, not '" + *flag + "'");
   return t;
 }
 
@@ -162,7 +176,9 @@ Catalog open_model(const cli::Args& a, boost::asio::io_context& io, bool lenient
 
 // --- inspect -------------------------------------------------------------------
 
-bool is_float(DType t) { return t == DType::f32 || t == DType::f16 || t == DType::bf16 || t == DType::f64; }
+bool is_float(DType t) {
+  return t == DType::f32 || t == DType::f16 || t == DType::bf16 || t == DType::f64;
+}
 
 // What `remember` would write at BF16: float and quantized tensors as BF16,
 // everything else (integers, bool) at its stored size.
@@ -231,17 +247,21 @@ int inspect(const cli::Args& a, boost::asio::io_context& io) {
   std::cout << "format   " << format_name(cat.format);
   if (cat.header.version) std::cout << " v" << cat.header.version;
   std::cout << " (" << cat.sources.size() << " source" << (cat.sources.size() == 1 ? "" : "s") << ")\n";
-  std::cout << "tensors  " << cat.tensors.size() << ", " << human_bytes(static_cast<double>(cat.total_data_bytes()))
-            << " stored, " << human_bytes(static_cast<double>(bf16_bytes))
+  std::cout << "tensors  " << cat.tensors.size() << ", "
+            << human_bytes(static_cast<double>(cat.total_data_bytes())) << " stored, "
+            << human_bytes(static_cast<double>(bf16_bytes))
             << " remembered as BF16 (float and quantized tensors converted, others as stored)\n";
   for (const auto& [name, e] : by_dtype) {
     std::cout << "  " << name << ": " << e.first << " tensor" << (e.first == 1 ? "" : "s") << ", "
               << human_bytes(static_cast<double>(e.second)) << "\n";
   }
-  for (const auto& [k, v] : cat.header.metadata) std::cout << "meta     " << printable(k) << " = " << printable(v, 120) << "\n";
-  for (const auto& [k, v] : cat.header.array_metadata) std::cout << "meta     " << printable(k) << " = " << v << "\n";
+  for (const auto& [k, v] : cat.header.metadata)
+    std::cout << "meta     " << printable(k) << " = " << printable(v, 120) << "\n";
+  for (const auto& [k, v] : cat.header.array_metadata)
+    std::cout << "meta     " << printable(k) << " = " << v << "\n";
   for (const auto& w : cat.warnings) {
-    std::cout << "warning  " << (w.tensor.empty() ? "" : printable(w.tensor) + ": ") << printable(w.message, 400) << "\n";
+    std::cout << "warning  " << (w.tensor.empty() ? "" : printable(w.tensor) + ": ")
+              << printable(w.message, 400) << "\n";
   }
   // Columns as wide as their widest entry: full names, whatever the dtype.
   struct Row {
@@ -250,9 +270,10 @@ int inspect(const cli::Args& a, boost::asio::io_context& io) {
   std::vector<Row> rows{{"NAME", "DTYPE", "SHAPE", "BYTES", "SCHEME"}};
   for (const auto& t : cat.tensors) {
     std::string scheme = scheme_description(t);
-    if (tensor_warnings.count(t.name)) scheme += scheme.empty() ? "(see warning)" : " (see warning)";
-    rows.push_back({printable(t.name, 4096), tensor_type_name(t), shape_text(t.shape), std::to_string(t.data.length),
-                    scheme});
+    if (tensor_warnings.count(t.name))
+      scheme += scheme.empty() ? "(see warning)" : " (see warning)";
+    rows.push_back({printable(t.name, 4096), tensor_type_name(t), shape_text(t.shape),
+                    std::to_string(t.data.length), scheme});
   }
   std::size_t w[4] = {0, 0, 0, 0};
   for (const auto& r : rows) {
@@ -264,7 +285,8 @@ int inspect(const cli::Args& a, boost::asio::io_context& io) {
   std::cout << "\n";
   for (const auto& r : rows) {
     std::string line = r.name + std::string(w[0] - r.name.size() + 2, ' ') + r.dtype +
-                       std::string(w[1] - r.dtype.size() + 2, ' ') + r.shape + std::string(w[2] - r.shape.size() + 2, ' ') +
+                       std::string(w[1] - r.dtype.size() + 2, ' ') + r.shape +
+                       std::string(w[2] - r.shape.size() + 2, ' ') +
                        std::string(w[3] - r.bytes.size(), ' ') + r.bytes;
     if (!r.scheme.empty()) line += "  " + r.scheme;
     std::cout << line << "\n";
@@ -289,8 +311,9 @@ PlanOptions plan_options(const cli::Args& a, std::optional<OutType> to) {
   if (a.chunk) p.max_chunk_bytes = *a.chunk;
   if (a.budget) {
     if (*a.budget < p.max_chunk_bytes) {
-      throw cli::UsageError("--budget " + human_bytes(static_cast<double>(*a.budget)) + " is below one chunk (" +
-                            human_bytes(static_cast<double>(p.max_chunk_bytes)) + "); lower --chunk to go below");
+      throw cli::UsageError(
+          "--budget " + human_bytes(static_cast<double>(*a.budget)) + " is below one chunk (" +
+          human_bytes(static_cast<double>(p.max_chunk_bytes)) + "); lower --chunk to go below");
     }
     // A tensor held whole (GPTQ/AWQ output, strided storage) may take the budget.
     p.max_materialize_bytes = std::max(p.max_materialize_bytes, *a.budget);
@@ -302,14 +325,16 @@ void print_stats(const RunStats& s, const char* verb) {
   const double rate = s.wall_seconds > 0 ? static_cast<double>(s.bytes_read) / s.wall_seconds : 0;
   std::fprintf(stderr, "%s %s -> %s in %.3f s (%s/s read), %u thread%s\n", verb,
                human_bytes(static_cast<double>(s.bytes_read)).c_str(),
-               human_bytes(static_cast<double>(s.bytes_written)).c_str(), s.wall_seconds, human_bytes(rate).c_str(),
-               s.threads, s.threads == 1 ? "" : "s");
+               human_bytes(static_cast<double>(s.bytes_written)).c_str(), s.wall_seconds,
+               human_bytes(rate).c_str(), s.threads, s.threads == 1 ? "" : "s");
   std::fprintf(stderr, "  %llu chunks; I/O busy %.3f s; decode %.3f s (all threads); decoders idle on I/O %.3f s\n",
                static_cast<unsigned long long>(s.chunks), s.io_busy_seconds, s.decode_seconds, s.io_wait_seconds);
-  std::fprintf(stderr, "  peak buffers %s of %s preallocated", human_bytes(static_cast<double>(s.peak_buffer_bytes)).c_str(),
+  std::fprintf(stderr, "  peak buffers %s of %s preallocated",
+               human_bytes(static_cast<double>(s.peak_buffer_bytes)).c_str(),
                human_bytes(static_cast<double>(s.buffer_capacity)).c_str());
   if (s.peak_whole_tensor_bytes) {
-    std::fprintf(stderr, ", plus %s of tensors held whole", human_bytes(static_cast<double>(s.peak_whole_tensor_bytes)).c_str());
+    std::fprintf(stderr, ", plus %s of tensors held whole",
+                 human_bytes(static_cast<double>(s.peak_whole_tensor_bytes)).c_str());
   }
   std::fputc('\n', stderr);
 }
@@ -337,14 +362,18 @@ std::string default_output(const std::string& src, std::optional<OutType> to) {
     }
     if (stem.empty() || stem == "." || stem == "/") stem = "model";
   }
-  const char* type = !to ? "remembered" : *to == OutType::bf16 ? "bf16" : *to == OutType::f16 ? "f16" : "f32";
+  const char* type = !to                    ? "remembered"
+                     : *to == OutType::bf16 ? "bf16"
+                     : *to == OutType::f16  ? "f16"
+                                            : "f32";
   return stem + "-" + type + ".safetensors";
 }
 
 // Activation-quantization companions (static input / KV-cache scales) mean
 // nothing once the weights are decoded; loaders report them as unexpected keys.
 bool is_activation_scale(const std::string& name) {
-  for (const char* suffix : {".input_scale", ".k_scale", ".v_scale", ".kv_scale", ".q_scale", ".prob_scale"}) {
+  for (const char* suffix :
+       {".input_scale", ".k_scale", ".v_scale", ".kv_scale", ".q_scale", ".prob_scale"}) {
     if (name.ends_with(suffix)) return true;
   }
   return false;
@@ -352,12 +381,14 @@ bool is_activation_scale(const std::string& name) {
 
 // Drops them from a model whose quantized weights are decoded; returns how many.
 std::size_t drop_activation_scales(Catalog& cat) {
-  const bool quantized = std::any_of(cat.tensors.begin(), cat.tensors.end(), [](const TensorInfo& t) {
-    return t.encoding == Encoding::fp8_scaled;
-  });
+  const bool quantized =
+      std::any_of(cat.tensors.begin(), cat.tensors.end(),
+                  [](const TensorInfo& t) { return t.encoding == Encoding::fp8_scaled; });
   if (!quantized) return 0;
   const auto before = cat.tensors.size();
-  std::erase_if(cat.tensors, [](const TensorInfo& t) { return t.encoding == Encoding::plain && is_activation_scale(t.name); });
+  std::erase_if(cat.tensors, [](const TensorInfo& t) {
+    return t.encoding == Encoding::plain && is_activation_scale(t.name);
+  });
   return before - cat.tensors.size();
 }
 
@@ -379,7 +410,8 @@ int transfer(const cli::Args& a, boost::asio::io_context& io, Job job) {
   if (job != Job::load) {
     out = a.output ? *a.output : default_output(a.sources.front(), to);
     if (out == "-") {
-      throw cli::UsageError("-o -: writing a model to standard output is not supported; give a file path");
+      throw cli::UsageError(
+          "-o -: writing a model to standard output is not supported; give a file path");
     }
     check_output_path(out, {.overwrite = a.force, .inputs = {}});  // before any work
   }
@@ -409,7 +441,9 @@ int transfer(const cli::Args& a, boost::asio::io_context& io, Job job) {
   if (!a.quiet) {
     print_stats(stats, job == Job::remember ? "remembered" : "converted");
     if (dropped) {
-      std::fprintf(stderr, "  dropped %zu activation-scale tensor%s (input_scale, k_scale, v_scale...; --keep-scales keeps them)\n",
+      std::fprintf(stderr,
+                   "  dropped %zu activation-scale tensor%s (input_scale, k_scale, v_scale...; "
+                   "--keep-scales keeps them)\n",
                    dropped, dropped == 1 ? "" : "s");
     }
     std::fprintf(stderr, "wrote %s\n", printable(out).c_str());
@@ -432,7 +466,8 @@ int flush_stdout(int status) {
 int main(int argc, char** argv) {
   // For "Try 'mneme CMD --help'": the command, when argv names one.
   std::string command = argc > 1 ? argv[1] : "";
-  if (command != "inspect" && command != "remember" && command != "convert" && command != "load") command.clear();
+  if (command != "inspect" && command != "remember" && command != "convert" && command != "load")
+    command.clear();
   try {
     const cli::Args args = cli::parse_args(argc, argv);
     if (args.command == "version") {
@@ -446,10 +481,14 @@ int main(int argc, char** argv) {
     install_signal_handlers();
     boost::asio::io_context io(1);
     int status = 0;
-    if (args.command == "inspect") status = inspect(args, io);
-    else if (args.command == "remember") status = transfer(args, io, Job::remember);
-    else if (args.command == "convert") status = transfer(args, io, Job::convert);
-    else if (args.command == "load") status = transfer(args, io, Job::load);
+    if (args.command == "inspect")
+      status = inspect(args, io);
+    else if (args.command == "remember")
+      status = transfer(args, io, Job::remember);
+    else if (args.command == "convert")
+      status = transfer(args, io, Job::convert);
+    else if (args.command == "load")
+      status = transfer(args, io, Job::load);
     return flush_stdout(status);
   } catch (const cli::UsageError& e) {
     if (g_progress) g_progress->end_line();
@@ -459,7 +498,8 @@ int main(int argc, char** argv) {
   } catch (const mneme::Error& e) {
     if (g_progress) g_progress->end_line();
     if (g_signal != 0) {
-      std::cerr << "mneme: interrupted (" << (g_signal == SIGINT ? "SIGINT" : "SIGTERM") << "); nothing written\n";
+      std::cerr << "mneme: interrupted (" << (g_signal == SIGINT ? "SIGINT" : "SIGTERM")
+                << "); nothing written\n";
       return 128 + g_signal;
     }
     std::cerr << "mneme: " << mneme::to_string(e.kind()) << " error: " << e.what() << "\n";

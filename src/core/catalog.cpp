@@ -29,7 +29,8 @@ std::uint64_t Catalog::total_data_bytes() const {
   std::uint64_t total = 0;
   for (const auto& t : tensors) {
     total = checked_add(total, t.data.length, "catalog size");
-    for (const auto& c : t.quant.companions) total = checked_add(total, c.data.length, "catalog size");
+    for (const auto& c : t.quant.companions)
+      total = checked_add(total, c.data.length, "catalog size");
   }
   return total;
 }

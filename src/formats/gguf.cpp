@@ -73,12 +73,17 @@ class GgufParser {
 void GgufParser::count_metadata(std::uint64_t bytes) {
   metadata_bytes_ = checked_add(metadata_bytes_, bytes, "gguf metadata size");
   if (metadata_bytes_ > limits_.max_header_bytes) {
-    fail(ErrorKind::limit, "gguf " + printable(source_->name()) + ": metadata exceeds the header cap");
+    fail(ErrorKind::limit,
+         "gguf " + printable(source_->name()) + ": metadata exceeds the header cap");
   }
 }
 
-void put_u32(std::string& out, std::uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); }
-void put_u64(std::string& out, std::uint64_t v) { out.append(reinterpret_cast<const char*>(&v), 8); }
+void put_u32(std::string& out, std::uint32_t v) {
+  out.append(reinterpret_cast<const char*>(&v), 4);
+}
+void put_u64(std::string& out, std::uint64_t v) {
+  out.append(reinterpret_cast<const char*>(&v), 8);
+}
 
 template <typename T>
 T take(ForwardReader& in, std::string& out) {
@@ -90,16 +95,28 @@ T take(ForwardReader& in, std::string& out) {
 std::string GgufParser::scalar(std::uint32_t type, std::string& out) {
   char buf[64];
   switch (type) {
-    case kU8: return std::to_string(take<std::uint8_t>(in_, out));
-    case kI8: return std::to_string(take<std::int8_t>(in_, out));
-    case kU16: return std::to_string(take<std::uint16_t>(in_, out));
-    case kI16: return std::to_string(take<std::int16_t>(in_, out));
-    case kU32: return std::to_string(take<std::uint32_t>(in_, out));
-    case kI32: return std::to_string(take<std::int32_t>(in_, out));
-    case kU64: return std::to_string(take<std::uint64_t>(in_, out));
-    case kI64: return std::to_string(take<std::int64_t>(in_, out));
-    case kF32: std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(take<float>(in_, out))); return buf;
-    case kF64: std::snprintf(buf, sizeof buf, "%.17g", take<double>(in_, out)); return buf;
+    case kU8:
+      return std::to_string(take<std::uint8_t>(in_, out));
+    case kI8:
+      return std::to_string(take<std::int8_t>(in_, out));
+    case kU16:
+      return std::to_string(take<std::uint16_t>(in_, out));
+    case kI16:
+      return std::to_string(take<std::int16_t>(in_, out));
+    case kU32:
+      return std::to_string(take<std::uint32_t>(in_, out));
+    case kI32:
+      return std::to_string(take<std::int32_t>(in_, out));
+    case kU64:
+      return std::to_string(take<std::uint64_t>(in_, out));
+    case kI64:
+      return std::to_string(take<std::int64_t>(in_, out));
+    case kF32:
+      std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(take<float>(in_, out)));
+      return buf;
+    case kF64:
+      std::snprintf(buf, sizeof buf, "%.17g", take<double>(in_, out));
+      return buf;
     case kBool: {
       const auto b = take<std::uint8_t>(in_, out);
       if (b > 1) bad("bool value " + std::to_string(b));
@@ -109,7 +126,8 @@ std::string GgufParser::scalar(std::uint32_t type, std::string& out) {
   }
 }
 
-std::string GgufParser::value(std::uint32_t type, const std::string& key, int depth, std::string& out) {
+std::string GgufParser::value(std::uint32_t type, const std::string& key, int depth,
+                              std::string& out) {
   if (type == kString) {
     std::string s = str(kMaxStringBytes);
     count_metadata(s.size());
@@ -135,7 +153,8 @@ std::string GgufParser::value(std::uint32_t type, const std::string& key, int de
     in_.read(out.data() + at, static_cast<std::size_t>(n * min_elem));
     if (elem == kBool) {
       for (std::size_t i = at; i < out.size(); ++i) {
-        if (static_cast<unsigned char>(out[i]) > 1) bad("metadata \"" + printable(key) + "\": bool value " + std::to_string(+out[i]));
+        if (static_cast<unsigned char>(out[i]) > 1)
+          bad("metadata \"" + printable(key) + "\": bool value " + std::to_string(+out[i]));
       }
     }
   } else {
@@ -186,7 +205,8 @@ Catalog GgufParser::parse() {
       if (a == 0 || (a & (a - 1)) != 0) bad("general.alignment " + std::to_string(a) + " is not a power of two");
       alignment_ = a;
     }
-    (type == kArray ? cat.header.array_metadata : cat.header.metadata).emplace_back(std::move(key), std::move(text));
+    (type == kArray ? cat.header.array_metadata : cat.header.metadata)
+        .emplace_back(std::move(key), std::move(text));
     cat.header.gguf_kv.push_back(std::move(kv));
   }
 

@@ -37,8 +37,10 @@ struct Out {
 
 }  // namespace
 
-std::unique_ptr<TensorFileWriter> create_gguf_file(const std::string& path, const std::vector<TensorEntry>& entries,
-                                                   const Catalog& source, const OutputPolicy& policy) {
+std::unique_ptr<TensorFileWriter> create_gguf_file(const std::string& path,
+                                                   const std::vector<TensorEntry>& entries,
+                                                   const Catalog& source,
+                                                   const OutputPolicy& policy) {
   std::uint64_t alignment = 32;
   bool has_alignment = false;
   Out kv;
@@ -105,8 +107,9 @@ std::unique_ptr<TensorFileWriter> create_gguf_file(const std::string& path, cons
     sizes.push_back(entries[i].bytes);
   }
   const std::uint64_t file_size = checked_add(data_start, checked_align_up(offset, alignment, "gguf output size"), "gguf output size");
-  return std::make_unique<TensorFileWriter>(path, std::as_bytes(std::span(h.bytes)), std::move(offsets),
-                                            std::move(sizes), file_size, policy);
+  return std::make_unique<TensorFileWriter>(path, std::as_bytes(std::span(h.bytes)),
+                                            std::move(offsets), std::move(sizes), file_size,
+                                            policy);
 }
 
 }  // namespace mneme

@@ -14,7 +14,9 @@
 
 namespace mneme {
 
-std::unique_ptr<TensorFileWriter> create_gguf_file(const std::string& path, const std::vector<TensorEntry>& entries,
-                                                   const Catalog& source, const OutputPolicy& policy = {});
+std::unique_ptr<TensorFileWriter> create_gguf_file(const std::string& path,
+                                                   const std::vector<TensorEntry>& entries,
+                                                   const Catalog& source,
+                                                   const OutputPolicy& policy = {});
 
 }  // namespace mneme

@@ -51,7 +51,8 @@ void merge(Catalog& into, Catalog&& part, std::unordered_map<std::string, std::s
 }
 
 // "not a recognised model file", with what the first bytes looked like.
-[[noreturn]] void not_a_model(const Source& source, std::span<const std::byte> head, std::size_t got) {
+[[noreturn]] void not_a_model(const Source& source, std::span<const std::byte> head,
+                              std::size_t got) {
   std::string hex, text;
   for (std::size_t i = 0; i < got; ++i) {
     char b[4];
@@ -61,21 +62,24 @@ void merge(Catalog& into, Catalog&& part, std::unordered_map<std::string, std::s
     text += c >= 0x20 && c < 0x7f ? static_cast<char>(c) : '.';
   }
   if (!hex.empty()) hex.pop_back();
-  fail(ErrorKind::parse, printable(source.name()) +
-                             ": not a recognised model file (safetensors, GGUF, NPZ, NPY, PyTorch zip); " +
-                             (got == 0 ? std::string("it is empty") : "it starts with " + hex + " (\"" + text + "\")"));
+  fail(ErrorKind::parse,
+       printable(source.name()) +
+           ": not a recognised model file (safetensors, GGUF, NPZ, NPY, PyTorch zip); " +
+           (got == 0 ? std::string("it is empty")
+                     : "it starts with " + hex + " (\"" + text + "\")"));
 }
 
 // A safetensors file starts with a little-endian u64 header length that fits
 // the file, then the JSON object's '{' (hostile-inputs.md §6 item 61).
-bool looks_like_safetensors(std::span<const std::byte> head, std::size_t got, std::optional<std::uint64_t> size) {
+bool looks_like_safetensors(std::span<const std::byte> head, std::size_t got,
+                            std::optional<std::uint64_t> size) {
   if (got < 9) return false;
   std::uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<std::uint8_t>(head[i]);
   if (n < 2 || (size && n > *size - 8)) return false;
   std::size_t i = 8;
-  while (i < got && (head[i] == std::byte{' '} || head[i] == std::byte{'\n'} || head[i] == std::byte{'\t'} ||
-                     head[i] == std::byte{'\r'})) {
+  while (i < got && (head[i] == std::byte{' '} || head[i] == std::byte{'\n'} ||
+                     head[i] == std::byte{'\t'} || head[i] == std::byte{'\r'})) {
     ++i;
   }
   return i == got || head[i] == std::byte{'{'};
@@ -85,7 +89,8 @@ Catalog parse_by_content(SourcePtr source, const Limits& limits) {
   // The first bytes decide which parser validates the whole frame.
   std::array<std::byte, 16> head{};
   const auto size = source->size();
-  const std::size_t got = size ? static_cast<std::size_t>(std::min<std::uint64_t>(*size, head.size())) : head.size();
+  const std::size_t got =
+      size ? static_cast<std::size_t>(std::min<std::uint64_t>(*size, head.size())) : head.size();
   try {
     source->read_at(0, std::span(head).first(got));
   } catch (const Error& e) {
@@ -240,9 +245,11 @@ std::vector<std::string> model_files_in(const std::string& dir) {
       return files;
     }
   }
-  fail(ErrorKind::io, printable(dir) +
-                          ": no model files in this directory (looked for model.safetensors.index.json, "
-                          "pytorch_model.bin.index.json, *.safetensors, *.gguf, *.bin, *.pth, *.pt, *.npz, *.npy)");
+  fail(
+      ErrorKind::io,
+      printable(dir) +
+          ": no model files in this directory (looked for model.safetensors.index.json, "
+          "pytorch_model.bin.index.json, *.safetensors, *.gguf, *.bin, *.pth, *.pt, *.npz, *.npy)");
 }
 
 // Shards the names or headers say exist but were not given: gaps in
@@ -268,7 +275,8 @@ std::string missing_shards(const Catalog& cat) {
     if (gaps.empty()) continue;
     missing += (missing.empty() ? "" : "; ") + printable(family) + " is missing shard";
     missing += gaps.size() == 1 ? " " : "s ";
-    for (std::size_t i = 0; i < gaps.size() && i < 8; ++i) missing += (i ? ", " : "") + std::to_string(gaps[i]);
+    for (std::size_t i = 0; i < gaps.size() && i < 8; ++i)
+      missing += (i ? ", " : "") + std::to_string(gaps[i]);
     if (gaps.size() > 8) missing += ", ...";
     missing += " of " + std::to_string(f.first);
   }
@@ -283,9 +291,9 @@ std::string missing_shards(const Catalog& cat) {
         n = static_cast<std::uint16_t>(std::min<std::uint32_t>(n32, 0xFFFF));
       }
       if (n > cat.sources.size()) {
-        missing += (missing.empty() ? "" : "; ") + std::string("split.count is ") + std::to_string(n) + " but " +
-                   std::to_string(cat.sources.size()) + " split" + (cat.sources.size() == 1 ? "" : "s") +
-                   " were given";
+        missing += (missing.empty() ? "" : "; ") + std::string("split.count is ") +
+                   std::to_string(n) + " but " + std::to_string(cat.sources.size()) + " split" +
+                   (cat.sources.size() == 1 ? "" : "s") + " were given";
       }
     }
   }
@@ -299,7 +307,8 @@ Catalog open_catalog(const std::vector<std::string>& specs, boost::asio::any_io_
   Catalog cat = open_sources(specs, executor, options.open, options.limits);
   if (const std::string missing = missing_shards(cat); !missing.empty()) {
     if (!options.lenient && !options.allow_partial) {
-      fail(ErrorKind::io, "incomplete model: " + missing + " (--allow-partial goes on without them)");
+      fail(ErrorKind::io,
+           "incomplete model: " + missing + " (--allow-partial goes on without them)");
     }
     cat.warnings.push_back({"", "incomplete model: " + missing});
   }
@@ -347,8 +356,10 @@ Catalog open_sources(const std::vector<std::string>& specs, boost::asio::any_io_
     if (spec != "-" && spec.find("://") == std::string::npos && fs::is_directory(spec, ec)) {
       for (const auto& file : model_files_in(spec)) {
         // A directory lists every split itself: open each file as it is.
-        if (file.ends_with(".index.json")) open_file(file);
-        else merge(cat, parse_by_content(open_source(file, executor, open), limits), seen);
+        if (file.ends_with(".index.json"))
+          open_file(file);
+        else
+          merge(cat, parse_by_content(open_source(file, executor, open), limits), seen);
       }
       continue;
     }

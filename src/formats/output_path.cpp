@@ -48,7 +48,8 @@ std::string check_output_path(const std::string& path, const OutputPolicy& polic
     if (::lstat(path.c_str(), &link) == 0 && S_ISLNK(link.st_mode)) {
       char resolved[PATH_MAX];
       if (::realpath(path.c_str(), resolved) == nullptr) {
-        refuse(path, "is a symlink whose target cannot be resolved (" + std::string(std::strerror(errno)) + ")");
+        refuse(path, "is a symlink whose target cannot be resolved (" +
+                         std::string(std::strerror(errno)) + ")");
       }
       target = resolved;
     }
@@ -60,7 +61,8 @@ std::string check_output_path(const std::string& path, const OutputPolicy& polic
     return target;
   }
   if (errno != ENOENT) refuse(path, std::string("cannot be examined: ") + std::strerror(errno));
-  if (::lstat(path.c_str(), &st) == 0) refuse(path, "is a dangling symlink; give its target or another path");
+  if (::lstat(path.c_str(), &st) == 0)
+    refuse(path, "is a dangling symlink; give its target or another path");
   const std::string dir = parent_of(target);
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     refuse(path, "is in " + printable(dir) + ", which is not an existing directory");

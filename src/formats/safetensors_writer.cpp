@@ -39,10 +39,9 @@ std::string safetensors_header(const std::vector<TensorEntry>& entries, const st
   return h;
 }
 
-std::unique_ptr<TensorFileWriter> create_safetensors_file(const std::string& path,
-                                                          const std::vector<TensorEntry>& entries,
-                                                          const std::vector<MetadataEntry>& metadata,
-                                                          const OutputPolicy& policy) {
+std::unique_ptr<TensorFileWriter> create_safetensors_file(
+    const std::string& path, const std::vector<TensorEntry>& entries,
+    const std::vector<MetadataEntry>& metadata, const OutputPolicy& policy) {
   const std::string json = safetensors_header(entries, metadata);
   std::string header(8, '\0');
   for (std::size_t i = 0; i < 8; ++i) header[i] = static_cast<char>((json.size() >> (8 * i)) & 0xFF);
@@ -55,8 +54,8 @@ std::unique_ptr<TensorFileWriter> create_safetensors_file(const std::string& pat
     sizes.push_back(e.bytes);
     offset = checked_add(offset, e.bytes, "safetensors output size");
   }
-  return std::make_unique<TensorFileWriter>(path, std::as_bytes(std::span(header)), std::move(offsets),
-                                            std::move(sizes), offset, policy);
+  return std::make_unique<TensorFileWriter>(path, std::as_bytes(std::span(header)),
+                                            std::move(offsets), std::move(sizes), offset, policy);
 }
 
 }  // namespace mneme

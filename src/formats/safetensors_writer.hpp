@@ -25,9 +25,8 @@ struct TensorEntry {
 // length prefix.
 std::string safetensors_header(const std::vector<TensorEntry>& entries, const std::vector<MetadataEntry>& metadata);
 
-std::unique_ptr<TensorFileWriter> create_safetensors_file(const std::string& path,
-                                                          const std::vector<TensorEntry>& entries,
-                                                          const std::vector<MetadataEntry>& metadata,
-                                                          const OutputPolicy& policy = {});
+std::unique_ptr<TensorFileWriter> create_safetensors_file(
+    const std::string& path, const std::vector<TensorEntry>& entries,
+    const std::vector<MetadataEntry>& metadata, const OutputPolicy& policy = {});
 
 }  // namespace mneme

@@ -47,8 +47,9 @@ mode_t new_file_mode() {
 }  // namespace
 
 TensorFileWriter::TensorFileWriter(std::string path, std::span<const std::byte> header,
-                                   std::vector<std::uint64_t> offsets, std::vector<std::uint64_t> sizes,
-                                   std::uint64_t file_size, const OutputPolicy& policy)
+                                   std::vector<std::uint64_t> offsets,
+                                   std::vector<std::uint64_t> sizes, std::uint64_t file_size,
+                                   const OutputPolicy& policy)
     : path_(std::move(path)),
       target_(check_output_path(path_, policy)),
       overwrite_(policy.overwrite),

@@ -22,8 +22,9 @@ class TensorFileWriter {
  public:
   // `offsets`/`sizes`: absolute place of each tensor's bytes; the file is
   // sized to file_size up front (sparse until written).
-  TensorFileWriter(std::string path, std::span<const std::byte> header, std::vector<std::uint64_t> offsets,
-                   std::vector<std::uint64_t> sizes, std::uint64_t file_size, const OutputPolicy& policy);
+  TensorFileWriter(std::string path, std::span<const std::byte> header,
+                   std::vector<std::uint64_t> offsets, std::vector<std::uint64_t> sizes,
+                   std::uint64_t file_size, const OutputPolicy& policy);
   ~TensorFileWriter();  // discards an uncommitted file
   TensorFileWriter(const TensorFileWriter&) = delete;
   TensorFileWriter& operator=(const TensorFileWriter&) = delete;

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <variant>
 
@@ -29,6 +30,13 @@
 namespace mneme {
 namespace {
 
+// "1.5 s" for messages.
+std::string seconds_text(std::chrono::milliseconds t) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g s", std::chrono::duration<double>(t).count());
+  return buf;
+}
+
 template <typename Stream>
 class AsioStreamSource final : public detail::SequentialSource {
  public:
@@ -42,7 +50,9 @@ class AsioStreamSource final : public detail::SequentialSource {
     // Asio leaves the descriptor non-blocking after async reads, and that flag
     // lives in the open file description, shared with whoever else holds it
     // (the shell's tty or pipe for stdin): put it back as it was.
-    if (restore_flags_ >= 0) ::fcntl(stream_.native_handle(), F_SETFL, restore_flags_);
+    if (restore_flags_ >= 0) {
+      ::fcntl(stream_.native_handle(), F_SETFL, restore_flags_);
+    }
   }
   AsioStreamSource(const AsioStreamSource&) = delete;
   AsioStreamSource& operator=(const AsioStreamSource&) = delete;
@@ -57,10 +67,14 @@ class AsioStreamSource final : public detail::SequentialSource {
  protected:
   std::size_t read_some(std::span<std::byte> dst) override {
     for (;;) {
-      if (idle_.count() > 0) wait_readable();
+      if (idle_.count() > 0) {
+        wait_readable();
+      }
       boost::system::error_code ec;
       const std::size_t n = stream_.read_some(buffer(dst), ec);
-      if (!retry(ec)) return finish(ec, n);
+      if (!retry(ec)) {
+        return finish(ec, n);
+      }
     }
   }
 
@@ -70,7 +84,9 @@ class AsioStreamSource final : public detail::SequentialSource {
       if (idle_.count() == 0) {
         auto [ec, n] = co_await stream_.async_read_some(
             buffer(dst), boost::asio::as_tuple(boost::asio::use_awaitable));
-        if (!retry(ec)) co_return finish(ec, n);
+        if (!retry(ec)) {
+          co_return finish(ec, n);
+        }
         continue;
       }
       // The read races a timer; whichever completes first cancels the other.
@@ -79,9 +95,13 @@ class AsioStreamSource final : public detail::SequentialSource {
           stream_.async_read_some(buffer(dst), boost::asio::as_tuple(boost::asio::use_awaitable));
       auto idle = timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
       auto first = co_await (std::move(read) || std::move(idle));
-      if (first.index() == 1) fail_idle();
+      if (first.index() == 1) {
+        fail_idle();
+      }
       auto [ec, n] = std::get<0>(first);
-      if (!retry(ec)) co_return finish(ec, n);
+      if (!retry(ec)) {
+        co_return finish(ec, n);
+      }
     }
   }
 
@@ -95,25 +115,33 @@ class AsioStreamSource final : public detail::SequentialSource {
   }
   // Bytes read, 0 at end of stream; a failure throws.
   std::size_t finish(const boost::system::error_code& ec, std::size_t n) {
-    if (ec == boost::asio::error::eof) return 0;
-    if (ec) fail(failure_kind_, printable(name()) + ": read failed: " + ec.message());
+    if (ec == boost::asio::error::eof) {
+      return 0;
+    }
+    if (ec) {
+      fail(failure_kind_, printable(name()) + ": read failed: " + ec.message());
+    }
     return n;
   }
 
   [[noreturn]] void fail_idle() const {
-    fail(failure_kind_, printable(name()) + ": no data for " +
-                            std::to_string(idle_.count() / 1000.0).substr(0, 5) +
-                            " s (idle timeout); the peer stalled");
+    fail(failure_kind_, printable(name()) + ": no data for " + seconds_text(idle_) +
+                            " (idle timeout); the peer stalled");
   }
   // Blocking reads: wait for data (or the end, or an error) at most idle_.
   void wait_readable() {
     pollfd p{stream_.native_handle(), POLLIN, 0};
     for (;;) {
       const int rc = ::poll(&p, 1, static_cast<int>(idle_.count()));
-      if (rc > 0) return;
-      if (rc == 0) fail_idle();
-      if (errno != EINTR)
+      if (rc > 0) {
+        return;
+      }
+      if (rc == 0) {
+        fail_idle();
+      }
+      if (errno != EINTR) {
         fail(failure_kind_, printable(name()) + ": poll failed: " + std::strerror(errno));
+      }
     }
   }
 
@@ -134,7 +162,9 @@ namespace detail {
 SourcePtr make_fd_stream_source(std::string name, UniqueFd fd,
                                 boost::asio::any_io_executor executor) {
   const int flags = ::fcntl(fd.get(), F_GETFL);
-  if (flags < 0) fail_errno(name, "cannot use descriptor", errno);
+  if (flags < 0) {
+    fail_errno(name, "cannot use descriptor", errno);
+  }
   Descriptor d(executor);
   d.assign(fd.get());
   fd.release();
@@ -160,7 +190,9 @@ void connect_with_timeout(Socket& socket, const auto& endpoints, std::chrono::mi
   std::string last = "no address";
   for (const auto& entry : endpoints) {
     boost::system::error_code ec;
-    if (socket.is_open()) socket.close(ec);
+    if (socket.is_open()) {
+      socket.close(ec);
+    }
     socket.open(entry.endpoint().protocol(), ec);
     if (ec) {
       last = ec.message();
@@ -183,13 +215,13 @@ void connect_with_timeout(Socket& socket, const auto& endpoints, std::chrono::mi
       } while (rc < 0 && errno == EINTR);
       if (rc == 0) {
         fail(ErrorKind::network, printable(name) + ": cannot connect: no answer within " +
-                                     std::to_string(timeout.count() / 1000.0).substr(0, 5) +
-                                     " s (connect timeout)");
+                                     seconds_text(timeout) + " (connect timeout)");
       }
       int err = 0;
       socklen_t len = sizeof err;
-      if (rc < 0 || ::getsockopt(socket.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+      if (rc < 0 || ::getsockopt(socket.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
         err = errno;
+      }
       ec = err ? boost::system::error_code(err, boost::system::system_category())
                : boost::system::error_code();
     }
@@ -213,7 +245,9 @@ SourcePtr make_tcp_source(const std::string& host, const std::string& port,
   boost::system::error_code ec;
   const auto endpoints =
       resolver.resolve(host, port, boost::asio::ip::resolver_base::numeric_service, ec);
-  if (ec) fail(ErrorKind::network, printable(name) + ": cannot resolve host: " + ec.message());
+  if (ec) {
+    fail(ErrorKind::network, printable(name) + ": cannot resolve host: " + ec.message());
+  }
   Socket socket(executor);
   connect_with_timeout(socket, endpoints, options.connect_timeout, name);
   auto source = std::make_shared<AsioStreamSource<Socket>>(std::move(name), std::move(socket),

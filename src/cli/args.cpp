@@ -92,7 +92,9 @@ constexpr const char* kSources =
 
 const Command* find_command(std::string_view name) {
   for (const auto& c : kCommands) {
-    if (name == c.name) return &c;
+    if (name == c.name) {
+      return &c;
+    }
   }
   return nullptr;
 }
@@ -100,7 +102,9 @@ const Command* find_command(std::string_view name) {
 std::string option_line(const Option& o) {
   std::string head = "  ";
   head += o.alias ? std::string(o.alias) + ", " + o.name : std::string("    ") + o.name;
-  if (o.value) head += std::string(" ") + o.value;
+  if (o.value) {
+    head += std::string(" ") + o.value;
+  }
   std::string text(o.help);
   std::string out;
   const std::string pad(28, ' ');
@@ -111,13 +115,22 @@ std::string option_line(const Option& o) {
     const std::string line =
         text.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
     if (first) {
-      out += head.size() < pad.size() ? head + std::string(pad.size() - head.size(), ' ') + line
-                                      : head + "\n" + pad + line;
+      out += head;
+      if (head.size() < pad.size()) {
+        out.append(pad.size() - head.size(), ' ');
+      } else {
+        out += '\n';
+        out += pad;
+      }
       first = false;
     } else {
-      out += "\n" + pad + line;
+      out += '\n';
+      out += pad;
     }
-    if (nl == std::string::npos) break;
+    out += line;
+    if (nl == std::string::npos) {
+      break;
+    }
     start = nl + 1;
   }
   return out + "\n";
@@ -128,8 +141,9 @@ unsigned parse_threads(const std::string& v) {
     return std::isdigit(static_cast<unsigned char>(c));
   });
   const unsigned long n = digits ? std::stoul(v) : 0;
-  if (n < 1 || n > 1024)
+  if (n < 1 || n > 1024) {
     throw UsageError("--threads must be a whole number from 1 to 1024, not '" + v + "'");
+  }
   return static_cast<unsigned>(n);
 }
 
@@ -147,29 +161,35 @@ double parse_seconds(const std::string& v, const std::string& option) {
 
 std::uint64_t parse_size(const std::string& text, const std::string& option) {
   std::size_t digits = 0;
-  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) {
+    ++digits;
+  }
   const auto bad = [&] {
     return UsageError(option + " needs a size like 4096, 512k, 64M or 1G, not '" + text + "'");
   };
-  if (digits == 0 || digits > 20) throw bad();
-  std::string unit = text.substr(digits);
-  if (unit.ends_with("iB") || unit.ends_with("ib"))
-    unit.resize(unit.size() - 2);
-  else if (unit.size() == 2 && (unit.back() == 'B' || unit.back() == 'b'))
-    unit.pop_back();
-  unsigned shift = 0;
-  if (unit.empty())
-    shift = 0;
-  else if (unit == "k" || unit == "K")
-    shift = 10;
-  else if (unit == "m" || unit == "M")
-    shift = 20;
-  else if (unit == "g" || unit == "G")
-    shift = 30;
-  else if (unit == "t" || unit == "T")
-    shift = 40;
-  else
+  if (digits == 0 || digits > 20) {
     throw bad();
+  }
+  std::string unit = text.substr(digits);
+  if (unit.ends_with("iB") || unit.ends_with("ib")) {
+    unit.resize(unit.size() - 2);
+  } else if (unit.size() == 2 && (unit.back() == 'B' || unit.back() == 'b')) {
+    unit.pop_back();
+  }
+  unsigned shift = 0;
+  if (unit.empty()) {
+    shift = 0;
+  } else if (unit == "k" || unit == "K") {
+    shift = 10;
+  } else if (unit == "m" || unit == "M") {
+    shift = 20;
+  } else if (unit == "g" || unit == "G") {
+    shift = 30;
+  } else if (unit == "t" || unit == "T") {
+    shift = 40;
+  } else {
+    throw bad();
+  }
   const std::string number = text.substr(0, digits);
   errno = 0;
   const unsigned long long value = std::strtoull(number.c_str(), nullptr, 10);
@@ -184,13 +204,17 @@ std::string usage(const std::string& command) {
     std::string u =
         std::string("usage: mneme ") + c->synopsis + "\n\n" + c->what + "\n\noptions:\n";
     for (const auto& o : kOptions) {
-      if (o.commands & c->bit) u += option_line(o);
+      if (o.commands & c->bit) {
+        u += option_line(o);
+      }
     }
     u += "  -h, --help                show this help\n\n";
     return u + kSources;
   }
   std::string u = "usage: mneme COMMAND SRC... [options]\n\ncommands:\n";
-  for (const auto& c : kCommands) u += std::string("  mneme ") + c.synopsis + "\n";
+  for (const auto& c : kCommands) {
+    u += std::string("  mneme ") + c.synopsis + "\n";
+  }
   u += "\n  mneme --version           print the version\n"
        "  mneme COMMAND --help      the options of one command\n\n";
   return u + kSources + "'--' ends the options: every argument after it is a source.\n";
@@ -198,11 +222,15 @@ std::string usage(const std::string& command) {
 
 Args parse_args(int argc, char** argv) {
   Args a;
-  if (argc < 2) throw UsageError("no command given");
+  if (argc < 2) {
+    throw UsageError("no command given");
+  }
   const std::string first = argv[1];
   if (first == "--help" || first == "-h" || first == "help") {
     a.command = "help";
-    if (argc > 2 && find_command(argv[2])) a.command = argv[2], a.help = true;
+    if (argc > 2 && find_command(argv[2])) {
+      a.command = argv[2], a.help = true;
+    }
     return a;
   }
   if (first == "--version" || first == "-V") {
@@ -210,7 +238,9 @@ Args parse_args(int argc, char** argv) {
     return a;
   }
   const Command* cmd = find_command(first);
-  if (!cmd) throw UsageError("unknown command '" + first + "'");
+  if (!cmd) {
+    throw UsageError("unknown command '" + first + "'");
+  }
   a.command = first;
   bool options_done = false;
   for (int i = 2; i < argc; ++i) {
@@ -241,55 +271,62 @@ Args parse_args(int argc, char** argv) {
       return named(o) && (o.commands & cmd->bit);
     });
     if (it == kOptions.end()) {
-      if (std::none_of(kOptions.begin(), kOptions.end(), named))
+      if (std::none_of(kOptions.begin(), kOptions.end(), named)) {
         throw UsageError("unknown option " + name);
+      }
       throw UsageError(a.command + " does not take " + name);
     }
     std::string value;
     if (it->value) {
-      if (inline_value)
+      if (inline_value) {
         value = *inline_value;
-      else if (i + 1 < argc)
+      } else if (i + 1 < argc) {
         value = argv[++i];
-      else
+      } else {
         throw UsageError(std::string(it->name) + " needs a value (" + it->value + ")");
+      }
     } else if (inline_value) {
       throw UsageError(std::string(it->name) + " takes no value");
     }
     const std::string_view o = it->name;
-    if (o == "--json")
+    if (o == "--json") {
       a.json = true;
-    else if (o == "--output")
+    } else if (o == "--output") {
       a.output = value;
-    else if (o == "--force")
+    } else if (o == "--force") {
       a.force = true;
-    else if (o == "--to")
+    } else if (o == "--to") {
       a.to = value;
-    else if (o == "--dtype")
+    } else if (o == "--dtype") {
       a.dtype = value;
-    else if (o == "--threads")
+    } else if (o == "--threads") {
       a.threads = parse_threads(value);
-    else if (o == "--budget")
+    } else if (o == "--budget") {
       a.budget = parse_size(value, "--budget");
-    else if (o == "--chunk")
+    } else if (o == "--chunk") {
       a.chunk = parse_size(value, "--chunk");
-    else if (o == "--io")
+    } else if (o == "--io") {
       a.io = value;
-    else if (o == "--config")
+    } else if (o == "--config") {
       a.config = value;
-    else if (o == "--allow-partial")
+    } else if (o == "--allow-partial") {
       a.allow_partial = true;
-    else if (o == "--keep-scales")
+    } else if (o == "--keep-scales") {
       a.keep_scales = true;
-    else if (o == "--connect-timeout")
+    } else if (o == "--connect-timeout") {
       a.connect_timeout = parse_seconds(value, "--connect-timeout");
-    else if (o == "--timeout")
+    } else if (o == "--timeout") {
       a.timeout = parse_seconds(value, "--timeout");
-    else if (o == "--quiet")
+    } else if (o == "--quiet") {
       a.quiet = true;
+    }
   }
-  if (a.help) return a;
-  if (a.sources.empty()) throw UsageError(a.command + " needs at least one source");
+  if (a.help) {
+    return a;
+  }
+  if (a.sources.empty()) {
+    throw UsageError(a.command + " needs at least one source");
+  }
   if (a.chunk && (*a.chunk < (1u << 10) || *a.chunk > (1u << 30))) {
     throw UsageError("--chunk must be from 1k to 1G");
   }

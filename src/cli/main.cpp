@@ -56,7 +56,9 @@ void install_signal_handlers() {
 }
 
 void throw_if_interrupted() {
-  if (g_cancel.load()) fail(ErrorKind::cancelled, "interrupted");
+  if (g_cancel.load()) {
+    fail(ErrorKind::cancelled, "interrupted");
+  }
 }
 
 // --- formatting ----------------------------------------------------------------
@@ -75,17 +77,20 @@ std::string human_bytes(double b) {
 
 std::string shape_text(const std::vector<std::uint64_t>& shape) {
   std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    s += (i ? ", " : "") + std::to_string(shape[i]);
+  }
   return s + "]";
 }
 
 std::string duration_text(double secs) {
   const auto s = static_cast<long long>(std::llround(std::max(secs, 0.0)));
   char buf[32];
-  if (s >= 3600)
+  if (s >= 3600) {
     std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", s / 3600, s / 60 % 60, s % 60);
-  else
+  } else {
     std::snprintf(buf, sizeof buf, "%lld:%02lld", s / 60, s % 60);
+  }
   return buf;
 }
 
@@ -96,9 +101,13 @@ class Progress {
  public:
   explicit Progress(bool enabled) : enabled_(enabled), start_(std::chrono::steady_clock::now()) {}
   void update(std::uint64_t done, std::uint64_t total) {
-    if (!enabled_) return;
+    if (!enabled_) {
+      return;
+    }
     const auto now = std::chrono::steady_clock::now();
-    if (done < total && now - last_ < std::chrono::milliseconds(100)) return;
+    if (done < total && now - last_ < std::chrono::milliseconds(100)) {
+      return;
+    }
     last_ = now;
     const double frac = total ? static_cast<double>(done) / static_cast<double>(total) : 1.0;
     const int width = 30;
@@ -114,10 +123,14 @@ class Progress {
                  human_bytes(static_cast<double>(total)).c_str(), human_bytes(rate).c_str(),
                  eta.c_str());
     open_ = true;
-    if (done >= total) end_line();
+    if (done >= total) {
+      end_line();
+    }
   }
   void end_line() {
-    if (open_) std::fputc('\n', stderr);
+    if (open_) {
+      std::fputc('\n', stderr);
+    }
     open_ = false;
   }
 
@@ -130,7 +143,9 @@ class Progress {
 Progress* g_progress = nullptr;
 
 void warn(const std::string& text) {
-  if (g_progress) g_progress->end_line();
+  if (g_progress) {
+    g_progress->end_line();
+  }
   std::cerr << "mneme: warning: " << text << "\n";
 }
 
@@ -138,22 +153,29 @@ void warn(const std::string& text) {
 
 CatalogOptions catalog_options(const cli::Args& a, bool lenient) {
   CatalogOptions o;
-  if (!a.io || *a.io == "auto")
+  if (!a.io || *a.io == "auto") {
     o.open.file_io = FileIo::automatic;
-  else if (*a.io == "uring")
+  } else if (*a.io == "uring") {
     o.open.file_io = FileIo::uring;
-  else if (*a.io == "pread")
+  } else if (*a.io == "pread") {
     o.open.file_io = FileIo::pread;
-  else if (*a.io == "mmap")
+  } else if (*a.io == "mmap") {
     o.open.file_io = FileIo::mmap;
-  else
+  } else {
     throw cli::UsageError("--io must be auto, uring, pread or mmap, not '" + *a.io + "'");
+  }
   const auto ms = [](double s) {
     return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
   };
-  if (a.connect_timeout) o.open.connect_timeout = ms(*a.connect_timeout);
-  if (a.timeout) o.open.idle_timeout = ms(*a.timeout);
-  if (a.config) o.config_path = *a.config;
+  if (a.connect_timeout) {
+    o.open.connect_timeout = ms(*a.connect_timeout);
+  }
+  if (a.timeout) {
+    o.open.idle_timeout = ms(*a.timeout);
+  }
+  if (a.config) {
+    o.config_path = *a.config;
+  }
   o.lenient = lenient;
   o.allow_partial = a.allow_partial;
   return o;
@@ -161,10 +183,13 @@ CatalogOptions catalog_options(const cli::Args& a, bool lenient) {
 
 std::optional<OutType> out_type(const std::optional<std::string>& flag, const char* name,
                                 std::optional<OutType> fallback) {
-  if (!flag) return fallback;
+  if (!flag) {
+    return fallback;
+  }
   const auto t = out_type_from_name(*flag);
-  if (!t)
+  if (!t) {
     throw cli::UsageError(std::string(name) + " must be bf16, f16 or f32, not '" + *flag + "'");
+  }
   return t;
 }
 
@@ -194,7 +219,9 @@ int inspect(const cli::Args& a, boost::asio::io_context& io) {
   const Catalog cat = open_model(a, io, /*lenient=*/true);
   std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> by_dtype;  // count, bytes
   std::map<std::string, std::vector<std::string>> tensor_warnings;
-  for (const auto& w : cat.warnings) tensor_warnings[w.tensor].push_back(w.message);
+  for (const auto& w : cat.warnings) {
+    tensor_warnings[w.tensor].push_back(w.message);
+  }
   for (const auto& t : cat.tensors) {
     auto& e = by_dtype[tensor_type_name(t)];
     ++e.first;
@@ -204,24 +231,36 @@ int inspect(const cli::Args& a, boost::asio::io_context& io) {
   if (a.json) {
     json::object root;
     root["format"] = std::string(format_name(cat.format));
-    if (cat.header.version) root["version"] = cat.header.version;
+    if (cat.header.version) {
+      root["version"] = cat.header.version;
+    }
     json::array sources;
-    for (const auto& s : cat.sources) sources.emplace_back(s->name());
+    for (const auto& s : cat.sources) {
+      sources.emplace_back(s->name());
+    }
     root["sources"] = std::move(sources);
     root["tensor_count"] = cat.tensors.size();
     root["total_bytes"] = cat.total_data_bytes();
     root["bf16_bytes"] = bf16_bytes;
     json::object dtypes;
-    for (const auto& [name, e] : by_dtype) dtypes[name] = json::object{{"count", e.first}, {"bytes", e.second}};
+    for (const auto& [name, e] : by_dtype) {
+      dtypes[name] = json::object{{"count", e.first}, {"bytes", e.second}};
+    }
     root["dtypes"] = std::move(dtypes);
     json::object meta;
-    for (const auto& [k, v] : cat.header.metadata) meta[k] = v;
-    for (const auto& [k, v] : cat.header.array_metadata) meta[k] = v;
+    for (const auto& [k, v] : cat.header.metadata) {
+      meta[k] = v;
+    }
+    for (const auto& [k, v] : cat.header.array_metadata) {
+      meta[k] = v;
+    }
     root["metadata"] = std::move(meta);
     json::array warnings;
     for (const auto& w : cat.warnings) {
       json::object o{{"message", w.message}};
-      if (!w.tensor.empty()) o["tensor"] = w.tensor;
+      if (!w.tensor.empty()) {
+        o["tensor"] = w.tensor;
+      }
       warnings.push_back(std::move(o));
     }
     root["warnings"] = std::move(warnings);
@@ -245,8 +284,11 @@ int inspect(const cli::Args& a, boost::asio::io_context& io) {
     return 0;
   }
   std::cout << "format   " << format_name(cat.format);
-  if (cat.header.version) std::cout << " v" << cat.header.version;
-  std::cout << " (" << cat.sources.size() << " source" << (cat.sources.size() == 1 ? "" : "s") << ")\n";
+  if (cat.header.version) {
+    std::cout << " v" << cat.header.version;
+  }
+  std::cout << " (" << cat.sources.size() << " source" << (cat.sources.size() == 1 ? "" : "s")
+            << ")\n";
   std::cout << "tensors  " << cat.tensors.size() << ", "
             << human_bytes(static_cast<double>(cat.total_data_bytes())) << " stored, "
             << human_bytes(static_cast<double>(bf16_bytes))
@@ -255,10 +297,12 @@ int inspect(const cli::Args& a, boost::asio::io_context& io) {
     std::cout << "  " << name << ": " << e.first << " tensor" << (e.first == 1 ? "" : "s") << ", "
               << human_bytes(static_cast<double>(e.second)) << "\n";
   }
-  for (const auto& [k, v] : cat.header.metadata)
+  for (const auto& [k, v] : cat.header.metadata) {
     std::cout << "meta     " << printable(k) << " = " << printable(v, 120) << "\n";
-  for (const auto& [k, v] : cat.header.array_metadata)
+  }
+  for (const auto& [k, v] : cat.header.array_metadata) {
     std::cout << "meta     " << printable(k) << " = " << v << "\n";
+  }
   for (const auto& w : cat.warnings) {
     std::cout << "warning  " << (w.tensor.empty() ? "" : printable(w.tensor) + ": ")
               << printable(w.message, 400) << "\n";
@@ -270,8 +314,9 @@ int inspect(const cli::Args& a, boost::asio::io_context& io) {
   std::vector<Row> rows{{"NAME", "DTYPE", "SHAPE", "BYTES", "SCHEME"}};
   for (const auto& t : cat.tensors) {
     std::string scheme = scheme_description(t);
-    if (tensor_warnings.count(t.name))
+    if (tensor_warnings.count(t.name)) {
       scheme += scheme.empty() ? "(see warning)" : " (see warning)";
+    }
     rows.push_back({printable(t.name, 4096), tensor_type_name(t), shape_text(t.shape),
                     std::to_string(t.data.length), scheme});
   }
@@ -288,7 +333,9 @@ int inspect(const cli::Args& a, boost::asio::io_context& io) {
                        std::string(w[1] - r.dtype.size() + 2, ' ') + r.shape +
                        std::string(w[2] - r.shape.size() + 2, ' ') +
                        std::string(w[3] - r.bytes.size(), ' ') + r.bytes;
-    if (!r.scheme.empty()) line += "  " + r.scheme;
+    if (!r.scheme.empty()) {
+      line += "  " + r.scheme;
+    }
     std::cout << line << "\n";
   }
   return 0;
@@ -298,8 +345,12 @@ int inspect(const cli::Args& a, boost::asio::io_context& io) {
 
 RunOptions run_options(const cli::Args& a, Progress& progress) {
   RunOptions r;
-  if (a.threads) r.threads = *a.threads;
-  if (a.budget) r.budget_bytes = *a.budget;
+  if (a.threads) {
+    r.threads = *a.threads;
+  }
+  if (a.budget) {
+    r.budget_bytes = *a.budget;
+  }
   r.cancel = &g_cancel;
   r.progress = [&progress](std::uint64_t d, std::uint64_t t) { progress.update(d, t); };
   return r;
@@ -308,7 +359,9 @@ RunOptions run_options(const cli::Args& a, Progress& progress) {
 PlanOptions plan_options(const cli::Args& a, std::optional<OutType> to) {
   PlanOptions p;
   p.to = to;
-  if (a.chunk) p.max_chunk_bytes = *a.chunk;
+  if (a.chunk) {
+    p.max_chunk_bytes = *a.chunk;
+  }
   if (a.budget) {
     if (*a.budget < p.max_chunk_bytes) {
       throw cli::UsageError(
@@ -327,8 +380,11 @@ void print_stats(const RunStats& s, const char* verb) {
                human_bytes(static_cast<double>(s.bytes_read)).c_str(),
                human_bytes(static_cast<double>(s.bytes_written)).c_str(), s.wall_seconds,
                human_bytes(rate).c_str(), s.threads, s.threads == 1 ? "" : "s");
-  std::fprintf(stderr, "  %llu chunks; I/O busy %.3f s; decode %.3f s (all threads); decoders idle on I/O %.3f s\n",
-               static_cast<unsigned long long>(s.chunks), s.io_busy_seconds, s.decode_seconds, s.io_wait_seconds);
+  std::fprintf(
+      stderr,
+      "  %llu chunks; I/O busy %.3f s; decode %.3f s (all threads); decoders idle on I/O %.3f s\n",
+      static_cast<unsigned long long>(s.chunks), s.io_busy_seconds, s.decode_seconds,
+      s.io_wait_seconds);
   std::fprintf(stderr, "  peak buffers %s of %s preallocated",
                human_bytes(static_cast<double>(s.peak_buffer_bytes)).c_str(),
                human_bytes(static_cast<double>(s.buffer_capacity)).c_str());
@@ -346,7 +402,9 @@ std::string default_output(const std::string& src, std::optional<OutType> to) {
   std::error_code ec;
   if (src != "-" && src.find("://") == std::string::npos) {
     fs::path p = fs::absolute(fs::path(src), ec).lexically_normal();
-    if (p.filename().empty()) p = p.parent_path();
+    if (p.filename().empty()) {
+      p = p.parent_path();
+    }
     if (fs::is_directory(p, ec)) {
       stem = p.filename().string();
     } else {
@@ -357,10 +415,14 @@ std::string default_output(const std::string& src, std::optional<OutType> to) {
         stem = fs::path(file).stem().string();
         static const std::regex kShard(R"((.*)-\d{5}-of-\d{5})");
         std::smatch m;
-        if (std::regex_match(stem, m, kShard)) stem = m[1].str();
+        if (std::regex_match(stem, m, kShard)) {
+          stem = m[1].str();
+        }
       }
     }
-    if (stem.empty() || stem == "." || stem == "/") stem = "model";
+    if (stem.empty() || stem == "." || stem == "/") {
+      stem = "model";
+    }
   }
   const char* type = !to                    ? "remembered"
                      : *to == OutType::bf16 ? "bf16"
@@ -374,7 +436,9 @@ std::string default_output(const std::string& src, std::optional<OutType> to) {
 bool is_activation_scale(const std::string& name) {
   for (const char* suffix :
        {".input_scale", ".k_scale", ".v_scale", ".kv_scale", ".q_scale", ".prob_scale"}) {
-    if (name.ends_with(suffix)) return true;
+    if (name.ends_with(suffix)) {
+      return true;
+    }
   }
   return false;
 }
@@ -384,7 +448,9 @@ std::size_t drop_activation_scales(Catalog& cat) {
   const bool quantized =
       std::any_of(cat.tensors.begin(), cat.tensors.end(),
                   [](const TensorInfo& t) { return t.encoding == Encoding::fp8_scaled; });
-  if (!quantized) return 0;
+  if (!quantized) {
+    return 0;
+  }
   const auto before = cat.tensors.size();
   std::erase_if(cat.tensors, [](const TensorInfo& t) {
     return t.encoding == Encoding::plain && is_activation_scale(t.name);
@@ -398,12 +464,17 @@ int transfer(const cli::Args& a, boost::asio::io_context& io, Job job) {
   std::optional<OutType> to;
   FileFormat format = FileFormat::safetensors;
   if (job == Job::convert) {
-    if (!a.to || (*a.to != "gguf" && *a.to != "safetensors")) throw cli::UsageError("convert needs --to safetensors|gguf");
-    if (!a.output) throw cli::UsageError("convert needs -o OUT");
+    if (!a.to || (*a.to != "gguf" && *a.to != "safetensors")) {
+      throw cli::UsageError("convert needs --to safetensors|gguf");
+    }
+    if (!a.output) {
+      throw cli::UsageError("convert needs -o OUT");
+    }
     format = *a.to == "gguf" ? FileFormat::gguf : FileFormat::safetensors;
     to = out_type(a.dtype, "--dtype", std::nullopt);
   } else {
-    to = out_type(a.to, "--to", job == Job::remember ? std::optional<OutType>(OutType::bf16) : std::nullopt);
+    to = out_type(a.to, "--to",
+                  job == Job::remember ? std::optional<OutType>(OutType::bf16) : std::nullopt);
   }
   const PlanOptions plan_opts = plan_options(a, to);
   std::string out;
@@ -416,13 +487,17 @@ int transfer(const cli::Args& a, boost::asio::io_context& io, Job job) {
     check_output_path(out, {.overwrite = a.force, .inputs = {}});  // before any work
   }
   Catalog cat = open_model(a, io, /*lenient=*/false);
-  for (const auto& w : cat.warnings) warn(w.message);
+  for (const auto& w : cat.warnings) {
+    warn(w.message);
+  }
   const std::size_t dropped = a.keep_scales ? 0 : drop_activation_scales(cat);
   const Plan plan = [&] {
     try {
       return make_plan(cat, plan_opts);
     } catch (const Error& e) {
-      if (e.kind() != ErrorKind::limit) throw;
+      if (e.kind() != ErrorKind::limit) {
+        throw;
+      }
       fail(ErrorKind::limit, std::string(e.what()) + "; --budget SIZE raises the cap");
     }
   }();
@@ -433,7 +508,9 @@ int transfer(const cli::Args& a, boost::asio::io_context& io, Job job) {
   if (job == Job::load) {
     DiscardSink sink;
     stats = run_pipeline(io, cat, plan, sink, opts);
-    if (!a.quiet) print_stats(stats, "loaded");
+    if (!a.quiet) {
+      print_stats(stats, "loaded");
+    }
     return 0;
   }
   FileSink sink(out, format, a.force);  // checks again, with the inputs: never one of them
@@ -466,8 +543,9 @@ int flush_stdout(int status) {
 int main(int argc, char** argv) {
   // For "Try 'mneme CMD --help'": the command, when argv names one.
   std::string command = argc > 1 ? argv[1] : "";
-  if (command != "inspect" && command != "remember" && command != "convert" && command != "load")
+  if (command != "inspect" && command != "remember" && command != "convert" && command != "load") {
     command.clear();
+  }
   try {
     const cli::Args args = cli::parse_args(argc, argv);
     if (args.command == "version") {
@@ -481,22 +559,27 @@ int main(int argc, char** argv) {
     install_signal_handlers();
     boost::asio::io_context io(1);
     int status = 0;
-    if (args.command == "inspect")
+    if (args.command == "inspect") {
       status = inspect(args, io);
-    else if (args.command == "remember")
+    } else if (args.command == "remember") {
       status = transfer(args, io, Job::remember);
-    else if (args.command == "convert")
+    } else if (args.command == "convert") {
       status = transfer(args, io, Job::convert);
-    else if (args.command == "load")
+    } else if (args.command == "load") {
       status = transfer(args, io, Job::load);
+    }
     return flush_stdout(status);
   } catch (const cli::UsageError& e) {
-    if (g_progress) g_progress->end_line();
+    if (g_progress) {
+      g_progress->end_line();
+    }
     std::cerr << "mneme: " << e.what() << "\n"
               << "Try 'mneme " << (command.empty() ? "" : command + " ") << "--help'.\n";
     return 2;
   } catch (const mneme::Error& e) {
-    if (g_progress) g_progress->end_line();
+    if (g_progress) {
+      g_progress->end_line();
+    }
     if (g_signal != 0) {
       std::cerr << "mneme: interrupted (" << (g_signal == SIGINT ? "SIGINT" : "SIGTERM")
                 << "); nothing written\n";
@@ -505,11 +588,15 @@ int main(int argc, char** argv) {
     std::cerr << "mneme: " << mneme::to_string(e.kind()) << " error: " << e.what() << "\n";
     return 1;
   } catch (const std::bad_alloc&) {
-    if (g_progress) g_progress->end_line();
+    if (g_progress) {
+      g_progress->end_line();
+    }
     std::cerr << "mneme: limit error: out of memory\n";
     return 1;
   } catch (const std::exception& e) {
-    if (g_progress) g_progress->end_line();
+    if (g_progress) {
+      g_progress->end_line();
+    }
     std::cerr << "mneme: error: " << e.what() << "\n";
     return 1;
   }

@@ -20,7 +20,19 @@ namespace {
 namespace gg = kernels::gguf;
 
 enum ValueType : std::uint32_t {
-  kU8 = 0, kI8, kU16, kI16, kU32, kI32, kF32, kBool, kString, kArray, kU64, kI64, kF64,
+  kU8 = 0,
+  kI8,
+  kU16,
+  kI16,
+  kU32,
+  kI32,
+  kF32,
+  kBool,
+  kString,
+  kArray,
+  kU64,
+  kI64,
+  kF64,
 };
 
 constexpr std::uint64_t kMaxKeyBytes = 1 << 16;
@@ -28,32 +40,50 @@ constexpr std::uint64_t kMaxStringBytes = 64ull << 20;
 constexpr std::uint32_t kMaxDims = 4;  // GGML_MAX_DIMS
 
 const char* value_type_name(std::uint32_t t) {
-  static const char* kNames[] = {"u8", "i8", "u16", "i16", "u32", "i32", "f32",
+  static const char* kNames[] = {"u8",   "i8",     "u16",   "i16", "u32", "i32", "f32",
                                  "bool", "string", "array", "u64", "i64", "f64"};
   return t <= kF64 ? kNames[t] : "?";
 }
 
 std::size_t scalar_size(std::uint32_t t) {
   switch (t) {
-    case kU8: case kI8: case kBool: return 1;
-    case kU16: case kI16: return 2;
-    case kU32: case kI32: case kF32: return 4;
-    case kU64: case kI64: case kF64: return 8;
-    default: return 0;
+    case kU8:
+    case kI8:
+    case kBool:
+      return 1;
+    case kU16:
+    case kI16:
+      return 2;
+    case kU32:
+    case kI32:
+    case kF32:
+      return 4;
+    case kU64:
+    case kI64:
+    case kF64:
+      return 8;
+    default:
+      return 0;
   }
 }
 
 class GgufParser {
  public:
   GgufParser(SourcePtr source, const Limits& limits)
-      : source_(std::move(source)), limits_(limits), in_(*source_, "gguf " + printable(source_->name())) {}
+      : source_(std::move(source)),
+        limits_(limits),
+        in_(*source_, "gguf " + printable(source_->name())) {}
 
   Catalog parse();
 
  private:
-  [[noreturn]] void bad(const std::string& why) { fail(ErrorKind::parse, "gguf " + printable(source_->name()) + ": " + why); }
+  [[noreturn]] void bad(const std::string& why) {
+    fail(ErrorKind::parse, "gguf " + printable(source_->name()) + ": " + why);
+  }
 
-  std::uint64_t count() { return version_ == 1 ? in_.get<std::uint32_t>() : in_.get<std::uint64_t>(); }
+  std::uint64_t count() {
+    return version_ == 1 ? in_.get<std::uint32_t>() : in_.get<std::uint64_t>();
+  }
   std::string str(std::uint64_t cap) { return in_.string(count(), cap); }
 
   // Reads one metadata value of `type`, appends it to `out` encoded as GGUF v3
@@ -119,10 +149,13 @@ std::string GgufParser::scalar(std::uint32_t type, std::string& out) {
       return buf;
     case kBool: {
       const auto b = take<std::uint8_t>(in_, out);
-      if (b > 1) bad("bool value " + std::to_string(b));
+      if (b > 1) {
+        bad("bool value " + std::to_string(b));
+      }
       return b ? "true" : "false";
     }
-    default: bad("unknown metadata value type " + std::to_string(type));
+    default:
+      bad("unknown metadata value type " + std::to_string(type));
   }
 }
 
@@ -135,14 +168,22 @@ std::string GgufParser::value(std::uint32_t type, const std::string& key, int de
     out += s;
     return s;
   }
-  if (type != kArray) return scalar(type, out);
-  if (depth > 2) bad("metadata \"" + printable(key) + "\": arrays nested too deep");
+  if (type != kArray) {
+    return scalar(type, out);
+  }
+  if (depth > 2) {
+    bad("metadata \"" + printable(key) + "\": arrays nested too deep");
+  }
   const auto elem = in_.get<std::uint32_t>();
   const std::uint64_t n = count();
-  if (elem > kF64) bad("metadata \"" + printable(key) + "\": unknown array element type " + std::to_string(elem));
+  if (elem > kF64) {
+    bad("metadata \"" + printable(key) + "\": unknown array element type " + std::to_string(elem));
+  }
   // Every element takes at least one byte (strings at least their length
   // prefix): a count the file cannot hold is rejected before the loop.
-  const std::uint64_t min_elem = elem == kString ? (version_ == 1 ? 4 : 8) : elem == kArray ? 12 : scalar_size(elem);
+  const std::uint64_t min_elem = elem == kString  ? (version_ == 1 ? 4 : 8)
+                                 : elem == kArray ? 12
+                                                  : scalar_size(elem);
   in_.need(checked_mul(n, min_elem, "gguf array size"));
   put_u32(out, elem);
   put_u64(out, n);
@@ -153,8 +194,9 @@ std::string GgufParser::value(std::uint32_t type, const std::string& key, int de
     in_.read(out.data() + at, static_cast<std::size_t>(n * min_elem));
     if (elem == kBool) {
       for (std::size_t i = at; i < out.size(); ++i) {
-        if (static_cast<unsigned char>(out[i]) > 1)
+        if (static_cast<unsigned char>(out[i]) > 1) {
           bad("metadata \"" + printable(key) + "\": bool value " + std::to_string(+out[i]));
+        }
       }
     }
   } else {
@@ -169,20 +211,27 @@ std::string GgufParser::value(std::uint32_t type, const std::string& key, int de
 Catalog GgufParser::parse() {
   char magic[4];
   in_.read(magic, 4);
-  if (std::memcmp(magic, "GGUF", 4) != 0) bad("not a GGUF file (bad magic)");
+  if (std::memcmp(magic, "GGUF", 4) != 0) {
+    bad("not a GGUF file (bad magic)");
+  }
   version_ = in_.get<std::uint32_t>();
   if (version_ == 0 || version_ > 3) {
     if ((version_ & 0xFFFF) == 0 && (version_ >> 24) >= 1 && (version_ >> 24) <= 3) {
-      fail(ErrorKind::unsupported, "gguf " + printable(source_->name()) + ": big-endian GGUF is not supported");
+      fail(ErrorKind::unsupported,
+           "gguf " + printable(source_->name()) + ": big-endian GGUF is not supported");
     }
-    fail(ErrorKind::unsupported, "gguf " + printable(source_->name()) + ": unknown version " + std::to_string(version_));
+    fail(ErrorKind::unsupported,
+         "gguf " + printable(source_->name()) + ": unknown version " + std::to_string(version_));
   }
   const std::uint64_t n_tensors = count();
   const std::uint64_t n_kv = count();
-  if (n_tensors > limits_.max_tensors) fail(ErrorKind::limit, "gguf: tensor count " + std::to_string(n_tensors) + " exceeds the limit");
+  if (n_tensors > limits_.max_tensors) {
+    fail(ErrorKind::limit,
+         "gguf: tensor count " + std::to_string(n_tensors) + " exceeds the limit");
+  }
   // Each KV takes at least 8 + 4 + 1 bytes, each tensor info at least 8 + 4 + 8 + 4 + 8.
-  in_.need(checked_add(checked_mul(n_kv, 13, "gguf kv count"), checked_mul(n_tensors, 32, "gguf tensor count"),
-                       "gguf header size"));
+  in_.need(checked_add(checked_mul(n_kv, 13, "gguf kv count"),
+                       checked_mul(n_tensors, 32, "gguf tensor count"), "gguf header size"));
 
   Catalog cat;
   cat.format = Format::gguf;
@@ -191,7 +240,9 @@ Catalog GgufParser::parse() {
   std::unordered_set<std::string> keys;
   for (std::uint64_t i = 0; i < n_kv; ++i) {
     std::string key = str(kMaxKeyBytes);
-    if (!keys.insert(key).second) bad("duplicate metadata key \"" + printable(key) + "\"");
+    if (!keys.insert(key).second) {
+      bad("duplicate metadata key \"" + printable(key) + "\"");
+    }
     const auto type = in_.get<std::uint32_t>();
     if (key == "general.alignment" && type != kU32) {
       bad("general.alignment has type " + std::string(value_type_name(type)) + ", not u32");
@@ -202,7 +253,9 @@ Catalog GgufParser::parse() {
     if (key == "general.alignment") {
       std::uint32_t a = 0;
       std::memcpy(&a, kv.value.data(), 4);
-      if (a == 0 || (a & (a - 1)) != 0) bad("general.alignment " + std::to_string(a) + " is not a power of two");
+      if (a == 0 || (a & (a - 1)) != 0) {
+        bad("general.alignment " + std::to_string(a) + " is not a power of two");
+      }
       alignment_ = a;
     }
     (type == kArray ? cat.header.array_metadata : cat.header.metadata)
@@ -216,36 +269,63 @@ Catalog GgufParser::parse() {
   for (std::uint64_t i = 0; i < n_tensors; ++i) {
     TensorInfo t;
     t.name = str(kMaxKeyBytes);
-    if (!names.insert(t.name).second) bad("duplicate tensor name \"" + printable(t.name) + "\"");
+    if (!names.insert(t.name).second) {
+      bad("duplicate tensor name \"" + printable(t.name) + "\"");
+    }
     const auto n_dims = in_.get<std::uint32_t>();
-    if (n_dims == 0 || n_dims > kMaxDims) bad("tensor \"" + printable(t.name) + "\" has " + std::to_string(n_dims) + " dimensions");
+    if (n_dims == 0 || n_dims > kMaxDims) {
+      bad("tensor \"" + printable(t.name) + "\" has " + std::to_string(n_dims) + " dimensions");
+    }
     std::vector<std::uint64_t> ne(n_dims);
-    for (auto& d : ne) d = version_ == 1 ? in_.get<std::uint32_t>() : in_.get<std::uint64_t>();
+    for (auto& d : ne) {
+      d = version_ == 1 ? in_.get<std::uint32_t>() : in_.get<std::uint64_t>();
+    }
     const auto type = in_.get<std::uint32_t>();
     const auto rel = in_.get<std::uint64_t>();
     const auto info = gg::block_info(type);
-    if (!info) bad("tensor \"" + printable(t.name) + "\" has unknown type id " + std::to_string(type));
+    if (!info) {
+      bad("tensor \"" + printable(t.name) + "\" has unknown type id " + std::to_string(type));
+    }
 
     // ggml order (ne[0] fastest) reversed into a row-major shape.
     t.shape.assign(ne.rbegin(), ne.rend());
     const std::string what = "gguf tensor \"" + printable(t.name) + "\"";
     std::uint64_t elements = 1;
-    for (auto d : ne) elements = checked_mul(elements, d, what + " element count");
+    for (auto d : ne) {
+      elements = checked_mul(elements, d, what + " element count");
+    }
     if (ne[0] % info->elements != 0) {
-      bad("tensor \"" + printable(t.name) + "\": row of " + std::to_string(ne[0]) + " elements is not a whole number of " +
-          std::to_string(info->elements) + "-element blocks");
+      bad("tensor \"" + printable(t.name) + "\": row of " + std::to_string(ne[0]) +
+          " elements is not a whole number of " + std::to_string(info->elements) +
+          "-element blocks");
     }
     t.data.length = checked_mul(elements / info->elements, info->bytes, what + " byte size");
     t.gguf_type = type;
     switch (static_cast<gg::GgmlType>(type)) {
-      case gg::GgmlType::F32: t.dtype = DType::f32; break;
-      case gg::GgmlType::F16: t.dtype = DType::f16; break;
-      case gg::GgmlType::BF16: t.dtype = DType::bf16; break;
-      case gg::GgmlType::F64: t.dtype = DType::f64; break;
-      case gg::GgmlType::I8: t.dtype = DType::i8; break;
-      case gg::GgmlType::I16: t.dtype = DType::i16; break;
-      case gg::GgmlType::I32: t.dtype = DType::i32; break;
-      case gg::GgmlType::I64: t.dtype = DType::i64; break;
+      case gg::GgmlType::F32:
+        t.dtype = DType::f32;
+        break;
+      case gg::GgmlType::F16:
+        t.dtype = DType::f16;
+        break;
+      case gg::GgmlType::BF16:
+        t.dtype = DType::bf16;
+        break;
+      case gg::GgmlType::F64:
+        t.dtype = DType::f64;
+        break;
+      case gg::GgmlType::I8:
+        t.dtype = DType::i8;
+        break;
+      case gg::GgmlType::I16:
+        t.dtype = DType::i16;
+        break;
+      case gg::GgmlType::I32:
+        t.dtype = DType::i32;
+        break;
+      case gg::GgmlType::I64:
+        t.dtype = DType::i64;
+        break;
       default:
         t.encoding = Encoding::gguf_blocks;
         t.dtype = DType::u8;
@@ -259,19 +339,28 @@ Catalog GgufParser::parse() {
   const auto size = source_->size();
   for (std::size_t i = 0; i < cat.tensors.size(); ++i) {
     auto& t = cat.tensors[i];
-    if (rel_offsets[i] % align != 0) bad("tensor \"" + printable(t.name) + "\" offset is not aligned to " + std::to_string(align));
+    if (rel_offsets[i] % align != 0) {
+      bad("tensor \"" + printable(t.name) + "\" offset is not aligned to " + std::to_string(align));
+    }
     t.data.offset = checked_add(data_start, rel_offsets[i], "gguf tensor offset");
     const std::uint64_t end = checked_add(t.data.offset, t.data.length, "gguf tensor end");
-    if (size && end > *size) bad("tensor \"" + printable(t.name) + "\" runs past the end of the file");
+    if (size && end > *size) {
+      bad("tensor \"" + printable(t.name) + "\" runs past the end of the file");
+    }
   }
   // No two tensors may share bytes.
   std::vector<std::size_t> order(cat.tensors.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](auto a, auto b) { return cat.tensors[a].data.offset < cat.tensors[b].data.offset; });
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    order[i] = i;
+  }
+  std::sort(order.begin(), order.end(), [&](auto a, auto b) {
+    return cat.tensors[a].data.offset < cat.tensors[b].data.offset;
+  });
   for (std::size_t k = 1; k < order.size(); ++k) {
     const auto& prev = cat.tensors[order[k - 1]];
     if (prev.data.offset + prev.data.length > cat.tensors[order[k]].data.offset) {
-      bad("tensors \"" + printable(prev.name) + "\" and \"" + printable(cat.tensors[order[k]].name) + "\" overlap");
+      bad("tensors \"" + printable(prev.name) + "\" and \"" +
+          printable(cat.tensors[order[k]].name) + "\" overlap");
     }
   }
   return cat;
@@ -279,17 +368,27 @@ Catalog GgufParser::parse() {
 
 }  // namespace
 
-Catalog parse_gguf(SourcePtr source, const Limits& limits) { return GgufParser(std::move(source), limits).parse(); }
+Catalog parse_gguf(SourcePtr source, const Limits& limits) {
+  return GgufParser(std::move(source), limits).parse();
+}
 
 std::string tensor_type_name(const TensorInfo& t) {
-  if (t.encoding == Encoding::fp8_scaled) return std::string(dtype_name(t.dtype)) + "+scale";
+  if (t.encoding == Encoding::fp8_scaled) {
+    return std::string(dtype_name(t.dtype)) + "+scale";
+  }
   switch (t.encoding) {
-    case Encoding::gguf_blocks: return std::string(gg::type_name(t.gguf_type));
-    case Encoding::gptq: return "GPTQ" + std::to_string(t.quant.bits);
-    case Encoding::awq: return "AWQ" + std::to_string(t.quant.bits);
-    case Encoding::bnb4: return t.quant.fp4 ? "FP4" : "NF4";
-    case Encoding::bnb_int8: return "INT8+SCB";
-    default: return std::string(dtype_name(t.dtype));
+    case Encoding::gguf_blocks:
+      return std::string(gg::type_name(t.gguf_type));
+    case Encoding::gptq:
+      return "GPTQ" + std::to_string(t.quant.bits);
+    case Encoding::awq:
+      return "AWQ" + std::to_string(t.quant.bits);
+    case Encoding::bnb4:
+      return t.quant.fp4 ? "FP4" : "NF4";
+    case Encoding::bnb_int8:
+      return "INT8+SCB";
+    default:
+      return std::string(dtype_name(t.dtype));
   }
 }
 

@@ -10,14 +10,22 @@ namespace {
 
 std::uint32_t ggml_type(DType t, const std::string& name) {
   switch (t) {
-    case DType::f32: return 0;
-    case DType::f16: return 1;
-    case DType::i8: return 24;
-    case DType::i16: return 25;
-    case DType::i32: return 26;
-    case DType::i64: return 27;
-    case DType::f64: return 28;
-    case DType::bf16: return 30;
+    case DType::f32:
+      return 0;
+    case DType::f16:
+      return 1;
+    case DType::i8:
+      return 24;
+    case DType::i16:
+      return 25;
+    case DType::i32:
+      return 26;
+    case DType::i64:
+      return 27;
+    case DType::f64:
+      return 28;
+    case DType::bf16:
+      return 30;
     default:
       fail(ErrorKind::unsupported, "tensor \"" + printable(name) + "\": GGUF has no type for " +
                                        std::string(dtype_name(t)));
@@ -49,7 +57,9 @@ std::unique_ptr<TensorFileWriter> create_gguf_file(const std::string& path,
     // Every entry as the source typed it; split.* described the source's
     // split files, not this single output.
     for (const auto& e : source.header.gguf_kv) {
-      if (e.key.starts_with("split.")) continue;
+      if (e.key.starts_with("split.")) {
+        continue;
+      }
       if (e.key == "general.alignment") {
         std::uint32_t a = 0;
         std::memcpy(&a, e.value.data(), sizeof a);  // validated u32 power of two by the parser
@@ -63,7 +73,9 @@ std::unique_ptr<TensorFileWriter> create_gguf_file(const std::string& path,
     }
   } else {
     for (const auto& [k, v] : source.header.metadata) {
-      if (k == "general.alignment") continue;
+      if (k == "general.alignment") {
+        continue;
+      }
       kv.str(k);
       kv.u32(8);  // string
       kv.str(v);
@@ -88,10 +100,17 @@ std::unique_ptr<TensorFileWriter> create_gguf_file(const std::string& path,
   for (const auto& e : entries) {
     h.str(e.name);
     const std::uint32_t n_dims = e.shape.empty() ? 1 : static_cast<std::uint32_t>(e.shape.size());
-    if (n_dims > 4) fail(ErrorKind::unsupported, "tensor \"" + printable(e.name) + "\": GGUF allows at most 4 dimensions");
+    if (n_dims > 4) {
+      fail(ErrorKind::unsupported,
+           "tensor \"" + printable(e.name) + "\": GGUF allows at most 4 dimensions");
+    }
     h.u32(n_dims);
-    if (e.shape.empty()) h.u64(1);
-    for (auto it = e.shape.rbegin(); it != e.shape.rend(); ++it) h.u64(*it);  // ggml order: innermost first
+    if (e.shape.empty()) {
+      h.u64(1);
+    }
+    for (auto it = e.shape.rbegin(); it != e.shape.rend(); ++it) {
+      h.u64(*it);  // ggml order: innermost first
+    }
     h.u32(ggml_type(e.dtype, e.name));
     offset = checked_align_up(offset, alignment, "gguf output offset");
     h.u64(offset);
@@ -106,7 +125,8 @@ std::unique_ptr<TensorFileWriter> create_gguf_file(const std::string& path,
     offsets.push_back(data_start + rel[i]);
     sizes.push_back(entries[i].bytes);
   }
-  const std::uint64_t file_size = checked_add(data_start, checked_align_up(offset, alignment, "gguf output size"), "gguf output size");
+  const std::uint64_t file_size = checked_add(
+      data_start, checked_align_up(offset, alignment, "gguf output size"), "gguf output size");
   return std::make_unique<TensorFileWriter>(path, std::as_bytes(std::span(h.bytes)),
                                             std::move(offsets), std::move(sizes), file_size,
                                             policy);

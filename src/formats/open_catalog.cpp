@@ -40,7 +40,9 @@ void merge(Catalog& into, Catalog&& part, std::unordered_map<std::string, std::s
                                      " source with " + std::string(format_name(into.format)));
   }
   const auto base = static_cast<std::uint32_t>(into.sources.size());
-  for (auto& s : part.sources) into.sources.push_back(std::move(s));
+  for (auto& s : part.sources) {
+    into.sources.push_back(std::move(s));
+  }
   for (auto& t : part.tensors) {
     if (!seen.emplace(t.name, into.tensors.size()).second) {
       fail(ErrorKind::parse, "tensor \"" + printable(t.name) + "\" appears in more than one shard");
@@ -61,7 +63,9 @@ void merge(Catalog& into, Catalog&& part, std::unordered_map<std::string, std::s
     const auto c = static_cast<unsigned char>(head[i]);
     text += c >= 0x20 && c < 0x7f ? static_cast<char>(c) : '.';
   }
-  if (!hex.empty()) hex.pop_back();
+  if (!hex.empty()) {
+    hex.pop_back();
+  }
   fail(ErrorKind::parse,
        printable(source.name()) +
            ": not a recognised model file (safetensors, GGUF, NPZ, NPY, PyTorch zip); " +
@@ -73,10 +77,16 @@ void merge(Catalog& into, Catalog&& part, std::unordered_map<std::string, std::s
 // the file, then the JSON object's '{' (hostile-inputs.md §6 item 61).
 bool looks_like_safetensors(std::span<const std::byte> head, std::size_t got,
                             std::optional<std::uint64_t> size) {
-  if (got < 9) return false;
+  if (got < 9) {
+    return false;
+  }
   std::uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<std::uint8_t>(head[i]);
-  if (n < 2 || (size && n > *size - 8)) return false;
+  for (int i = 7; i >= 0; --i) {
+    n = (n << 8) | static_cast<std::uint8_t>(head[i]);
+  }
+  if (n < 2 || (size && n > *size - 8)) {
+    return false;
+  }
   std::size_t i = 8;
   while (i < got && (head[i] == std::byte{' '} || head[i] == std::byte{'\n'} ||
                      head[i] == std::byte{'\t'} || head[i] == std::byte{'\r'})) {
@@ -94,10 +104,14 @@ Catalog parse_by_content(SourcePtr source, const Limits& limits) {
   try {
     source->read_at(0, std::span(head).first(got));
   } catch (const Error& e) {
-    if (size || e.kind() != ErrorKind::io) throw;
+    if (size || e.kind() != ErrorKind::io) {
+      throw;
+    }
     not_a_model(*source, head, 0);  // a stream shorter than any model header
   }
-  if (std::memcmp(head.data(), "GGUF", 4) == 0) return parse_gguf(std::move(source), limits);
+  if (std::memcmp(head.data(), "GGUF", 4) == 0) {
+    return parse_gguf(std::move(source), limits);
+  }
   if (std::memcmp(head.data(), "FUGG", 4) == 0) {
     fail(ErrorKind::unsupported, printable(source->name()) + ": big-endian GGUF is not supported");
   }
@@ -106,8 +120,9 @@ Catalog parse_by_content(SourcePtr source, const Limits& limits) {
     const zip::Archive archive = zip::read_archive(*source);
     bool npy = false;
     for (const auto& e : archive.entries) {
-      if (e.name == "data.pkl" || e.name.ends_with("/data.pkl"))
+      if (e.name == "data.pkl" || e.name.ends_with("/data.pkl")) {
         return parse_pth(std::move(source), limits);
+      }
       npy = npy || e.name.ends_with(".npy");
     }
     if (!npy) {
@@ -117,25 +132,33 @@ Catalog parse_by_content(SourcePtr source, const Limits& limits) {
     }
     return parse_npz(std::move(source), limits);
   }
-  if (looks_like_npy(std::span(head).first<8>())) return parse_npy(std::move(source), limits);
+  if (looks_like_npy(std::span(head).first<8>())) {
+    return parse_npy(std::move(source), limits);
+  }
   // A legacy pickle starts with PROTO (0x80, version); so does a safetensors
   // header of 0x0280 bytes, whose length prefix has zeros in bytes 4-7 where
   // torch's pickle has its magic number.
   const bool long_prefix = head[4] != std::byte{0} || head[5] != std::byte{0} ||
                            head[6] != std::byte{0} || head[7] != std::byte{0};
-  if (head[0] == std::byte{0x80} && head[1] <= std::byte{5} && long_prefix)
+  if (head[0] == std::byte{0x80} && head[1] <= std::byte{5} && long_prefix) {
     return parse_pth(std::move(source), limits);
-  if (!looks_like_safetensors(head, got, size)) not_a_model(*source, head, got);
+  }
+  if (!looks_like_safetensors(head, got, size)) {
+    not_a_model(*source, head, got);
+  }
   return parse_safetensors(std::move(source), limits);
 }
 
 std::string read_small_file(const fs::path& path, std::uint64_t cap) {
   std::error_code ec;
   const auto size = fs::file_size(path, ec);
-  if (ec) fail(ErrorKind::io, "cannot open " + printable(path.string()) + ": " + ec.message());
-  if (size > cap)
+  if (ec) {
+    fail(ErrorKind::io, "cannot open " + printable(path.string()) + ": " + ec.message());
+  }
+  if (size > cap) {
     fail(ErrorKind::limit,
          printable(path.string()) + " is larger than " + std::to_string(cap) + " bytes");
+  }
   std::ifstream in(path, std::ios::binary);
   std::string text(size, '\0');
   if (!in.read(text.data(), static_cast<std::streamsize>(size))) {
@@ -159,9 +182,13 @@ fs::path shard_path(const fs::path& dir, std::string_view name, const std::strin
 std::vector<std::string> gguf_splits(const std::string& spec) {
   static const std::regex kSplit(R"((.*)-00001-of-(\d{5})\.gguf)");
   std::smatch m;
-  if (!std::regex_match(spec, m, kSplit)) return {spec};
+  if (!std::regex_match(spec, m, kSplit)) {
+    return {spec};
+  }
   const int n = std::stoi(m[2].str());
-  if (n < 1) fail(ErrorKind::parse, printable(spec) + ": split count 0");
+  if (n < 1) {
+    fail(ErrorKind::parse, printable(spec) + ": split count 0");
+  }
   std::vector<std::string> files;
   for (int i = 1; i <= n; ++i) {
     char part[32];
@@ -181,20 +208,27 @@ Catalog open_safetensors_index(const std::string& index_path, boost::asio::any_i
   const std::string where = printable(index_path);
   const json::value root = parse_strict_json(read_small_file(index_path, kMaxIndexBytes), where);
   const auto* map = root.is_object() ? root.get_object().if_contains("weight_map") : nullptr;
-  if (!map || !map->is_object()) fail(ErrorKind::parse, where + ": no weight_map object");
+  if (!map || !map->is_object()) {
+    fail(ErrorKind::parse, where + ": no weight_map object");
+  }
 
   // Shards in first-appearance order; every tensor's shard recorded.
   std::vector<std::string> shards;
   std::unordered_map<std::string, std::string> tensor_shard;
   std::set<std::string> shard_set;
   for (const auto& kv : map->get_object()) {
-    if (!kv.value().is_string())
+    if (!kv.value().is_string()) {
       fail(ErrorKind::parse, where + ": weight_map values must be file names");
+    }
     std::string file(kv.value().get_string());
-    if (shard_set.insert(file).second) shards.push_back(file);
+    if (shard_set.insert(file).second) {
+      shards.push_back(file);
+    }
     tensor_shard.emplace(std::string(kv.key()), std::move(file));
   }
-  if (shards.size() > limits.max_shards) fail(ErrorKind::limit, where + ": too many shards");
+  if (shards.size() > limits.max_shards) {
+    fail(ErrorKind::limit, where + ": too many shards");
+  }
 
   const fs::path dir = fs::path(index_path).parent_path();
   Catalog cat;
@@ -227,7 +261,9 @@ namespace {
 std::vector<std::string> model_files_in(const std::string& dir) {
   for (const char* index : {"model.safetensors.index.json", "pytorch_model.bin.index.json"}) {
     std::error_code ec;
-    if (fs::is_regular_file(fs::path(dir) / index, ec)) return {(fs::path(dir) / index).string()};
+    if (fs::is_regular_file(fs::path(dir) / index, ec)) {
+      return {(fs::path(dir) / index).string()};
+    }
   }
   static const std::vector<std::vector<std::string>> kKinds{
       {".safetensors"}, {".gguf"}, {".bin", ".pth", ".pt"}, {".npz", ".npy"}};
@@ -261,7 +297,9 @@ std::string missing_shards(const Catalog& cat) {
   for (const auto& src : cat.sources) {
     const std::string file = fs::path(src->name()).filename().string();
     std::smatch m;
-    if (!std::regex_match(file, m, kShard)) continue;
+    if (!std::regex_match(file, m, kShard)) {
+      continue;
+    }
     auto& f = families[m[1].str() + "-*-of-" + m[3].str() + m[4].str()];
     f.first = std::stoi(m[3].str());
     f.second.insert(std::stoi(m[2].str()));
@@ -270,19 +308,28 @@ std::string missing_shards(const Catalog& cat) {
   for (const auto& [family, f] : families) {
     std::vector<int> gaps;
     for (int i = 1; i <= f.first; ++i) {
-      if (!f.second.count(i)) gaps.push_back(i);
+      if (!f.second.count(i)) {
+        gaps.push_back(i);
+      }
     }
-    if (gaps.empty()) continue;
+    if (gaps.empty()) {
+      continue;
+    }
     missing += (missing.empty() ? "" : "; ") + printable(family) + " is missing shard";
     missing += gaps.size() == 1 ? " " : "s ";
-    for (std::size_t i = 0; i < gaps.size() && i < 8; ++i)
+    for (std::size_t i = 0; i < gaps.size() && i < 8; ++i) {
       missing += (i ? ", " : "") + std::to_string(gaps[i]);
-    if (gaps.size() > 8) missing += ", ...";
+    }
+    if (gaps.size() > 8) {
+      missing += ", ...";
+    }
     missing += " of " + std::to_string(f.first);
   }
   if (cat.format == Format::gguf) {
     for (const auto& kv : cat.header.gguf_kv) {
-      if (kv.key != "split.count" || kv.value.size() < 2) continue;
+      if (kv.key != "split.count" || kv.value.size() < 2) {
+        continue;
+      }
       std::uint16_t n = 0;  // ggml writes split.count as u16
       std::memcpy(&n, kv.value.data(), 2);
       if (kv.type == 4 && kv.value.size() == 4) {
@@ -318,7 +365,9 @@ Catalog open_catalog(const std::vector<std::string>& specs, boost::asio::any_io_
   const std::string& first = specs.front();
   fs::path dir =
       first != "-" && fs::is_directory(first, ec) ? fs::path(first) : fs::path(first).parent_path();
-  if (dir.empty()) dir = ".";
+  if (dir.empty()) {
+    dir = ".";
+  }
   // (Only safetensors models carry quantization_config-style schemes.)
   const bool local =
       first != "-" && first.find("://") == std::string::npos && cat.format == Format::safetensors;
@@ -326,7 +375,9 @@ Catalog open_catalog(const std::vector<std::string>& specs, boost::asio::any_io_
     return parse_strict_json(read_small_file(file, kMaxIndexBytes), printable(file.string()));
   };
   const auto beside = [&](const char* file) -> std::optional<boost::json::value> {
-    if (!local || !fs::is_regular_file(dir / file, ec)) return std::nullopt;
+    if (!local || !fs::is_regular_file(dir / file, ec)) {
+      return std::nullopt;
+    }
     return read_json(dir / file);
   };
   const auto config = options.config_path.empty() ? beside("config.json")
@@ -339,7 +390,9 @@ Catalog open_catalog(const std::vector<std::string>& specs, boost::asio::any_io_
 
 Catalog open_sources(const std::vector<std::string>& specs, boost::asio::any_io_executor executor,
                      const OpenOptions& open, const Limits& limits) {
-  if (specs.empty()) fail(ErrorKind::parse, "no source given");
+  if (specs.empty()) {
+    fail(ErrorKind::parse, "no source given");
+  }
   Catalog cat;
   std::unordered_map<std::string, std::size_t> seen;
   const auto open_file = [&](const std::string& file) {
@@ -356,10 +409,11 @@ Catalog open_sources(const std::vector<std::string>& specs, boost::asio::any_io_
     if (spec != "-" && spec.find("://") == std::string::npos && fs::is_directory(spec, ec)) {
       for (const auto& file : model_files_in(spec)) {
         // A directory lists every split itself: open each file as it is.
-        if (file.ends_with(".index.json"))
+        if (file.ends_with(".index.json")) {
           open_file(file);
-        else
+        } else {
           merge(cat, parse_by_content(open_source(file, executor, open), limits), seen);
+        }
       }
       continue;
     }

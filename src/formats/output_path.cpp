@@ -14,11 +14,21 @@ namespace mneme {
 namespace {
 
 const char* file_kind(mode_t mode) {
-  if (S_ISDIR(mode)) return "a directory";
-  if (S_ISCHR(mode)) return "a character device";
-  if (S_ISBLK(mode)) return "a block device";
-  if (S_ISFIFO(mode)) return "a FIFO";
-  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISDIR(mode)) {
+    return "a directory";
+  }
+  if (S_ISCHR(mode)) {
+    return "a character device";
+  }
+  if (S_ISBLK(mode)) {
+    return "a block device";
+  }
+  if (S_ISFIFO(mode)) {
+    return "a FIFO";
+  }
+  if (S_ISSOCK(mode)) {
+    return "a socket";
+  }
   return "not a regular file";
 }
 
@@ -26,17 +36,23 @@ const char* file_kind(mode_t mode) {
   fail(ErrorKind::io, "output " + printable(path) + " " + why);
 }
 
-std::string parent_of(const std::string& path) {
+}  // namespace
+
+std::string directory_of(const std::string& path) {
   const auto slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
+  if (slash == std::string::npos) {
+    return ".";
+  }
   return slash == 0 ? "/" : path.substr(0, slash);
 }
 
-}  // namespace
-
 std::string check_output_path(const std::string& path, const OutputPolicy& policy) {
-  if (path.empty()) fail(ErrorKind::io, "empty output path");
-  if (path.back() == '/') refuse(path, "names a directory; give a file name");
+  if (path.empty()) {
+    fail(ErrorKind::io, "empty output path");
+  }
+  if (path.back() == '/') {
+    refuse(path, "names a directory; give a file name");
+  }
   std::string target = path;
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0) {  // follows symlinks
@@ -57,13 +73,18 @@ std::string check_output_path(const std::string& path, const OutputPolicy& polic
     if (std::find(policy.inputs.begin(), policy.inputs.end(), id) != policy.inputs.end()) {
       refuse(path, "is one of the model's input files; write to another path");
     }
-    if (!policy.overwrite) refuse(path, "exists; pass --force to overwrite it");
+    if (!policy.overwrite) {
+      refuse(path, "exists; pass --force to overwrite it");
+    }
     return target;
   }
-  if (errno != ENOENT) refuse(path, std::string("cannot be examined: ") + std::strerror(errno));
-  if (::lstat(path.c_str(), &st) == 0)
+  if (errno != ENOENT) {
+    refuse(path, std::string("cannot be examined: ") + std::strerror(errno));
+  }
+  if (::lstat(path.c_str(), &st) == 0) {
     refuse(path, "is a dangling symlink; give its target or another path");
-  const std::string dir = parent_of(target);
+  }
+  const std::string dir = directory_of(target);
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     refuse(path, "is in " + printable(dir) + ", which is not an existing directory");
   }

@@ -22,4 +22,7 @@ struct OutputPolicy {
 // The file to create or replace (a symlink resolved to its target), or throws.
 std::string check_output_path(const std::string& path, const OutputPolicy& policy);
 
+// The directory a file path lives in: "." for a bare name, "/" at the root.
+std::string directory_of(const std::string& path);
+
 }  // namespace mneme

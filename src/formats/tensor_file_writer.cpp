@@ -18,23 +18,20 @@ namespace {
   fail(ErrorKind::io, what + " " + printable(path) + ": " + std::strerror(err));
 }
 
-void write_all(int fd, const std::byte* data, std::size_t size, std::uint64_t offset, const std::string& path) {
+void write_all(int fd, const std::byte* data, std::size_t size, std::uint64_t offset,
+               const std::string& path) {
   while (size > 0) {
     const ssize_t n = ::pwrite(fd, data, size, static_cast<off_t>(offset));
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR) {
+        continue;
+      }
       io_fail("cannot write", path);
     }
     data += n;
     size -= static_cast<std::size_t>(n);
     offset += static_cast<std::uint64_t>(n);
   }
-}
-
-std::string directory_of(const std::string& path) {
-  const auto slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
 }
 
 // The mode a new file gets from open(..., 0666): what the umask allows.
@@ -60,14 +57,20 @@ TensorFileWriter::TensorFileWriter(std::string path, std::span<const std::byte> 
   std::string name = target_.substr(target_.rfind('/') + 1);
   std::string temp = dir + "/." + name + ".mneme-XXXXXX";
   fd_ = ::mkostemp(temp.data(), O_CLOEXEC);  // O_CREAT | O_EXCL: a name no other run has
-  if (fd_ < 0) io_fail("cannot create a temporary file in", dir);
+  if (fd_ < 0) {
+    io_fail("cannot create a temporary file in", dir);
+  }
   temp_ = std::move(temp);
   // Keep the mode of the file being replaced, else what a new file would get.
   struct stat st {};
   const mode_t mode = ::stat(target_.c_str(), &st) == 0 ? (st.st_mode & 07777) : new_file_mode();
   try {
-    if (::fchmod(fd_, mode) != 0) io_fail("cannot set the mode of", temp_);
-    if (::ftruncate(fd_, static_cast<off_t>(file_size_)) != 0) io_fail("cannot size", temp_);
+    if (::fchmod(fd_, mode) != 0) {
+      io_fail("cannot set the mode of", temp_);
+    }
+    if (::ftruncate(fd_, static_cast<off_t>(file_size_)) != 0) {
+      io_fail("cannot size", temp_);
+    }
     write_all(fd_, header.data(), header.size(), 0, temp_);
   } catch (...) {
     discard();
@@ -75,9 +78,12 @@ TensorFileWriter::TensorFileWriter(std::string path, std::span<const std::byte> 
   }
 }
 
-TensorFileWriter::~TensorFileWriter() { discard(); }
+TensorFileWriter::~TensorFileWriter() {
+  discard();
+}
 
-void TensorFileWriter::write(std::size_t index, std::uint64_t offset, std::span<const std::byte> bytes) {
+void TensorFileWriter::write(std::size_t index, std::uint64_t offset,
+                             std::span<const std::byte> bytes) {
   if (index >= sizes_.size() || offset > sizes_[index] || bytes.size() > sizes_[index] - offset) {
     fail(ErrorKind::io, "write outside tensor bounds in " + printable(temp_));
   }
@@ -85,10 +91,16 @@ void TensorFileWriter::write(std::size_t index, std::uint64_t offset, std::span<
 }
 
 void TensorFileWriter::commit() {
-  if (fd_ < 0) fail(ErrorKind::io, "writer for " + printable(path_) + " is closed");
+  if (fd_ < 0) {
+    fail(ErrorKind::io, "writer for " + printable(path_) + " is closed");
+  }
   try {
-    if (::fsync(fd_) != 0) io_fail("cannot sync", temp_);
-    if (::close(std::exchange(fd_, -1)) != 0) io_fail("cannot close", temp_);
+    if (::fsync(fd_) != 0) {
+      io_fail("cannot sync", temp_);
+    }
+    if (::close(std::exchange(fd_, -1)) != 0) {
+      io_fail("cannot close", temp_);
+    }
     // Checked again at the last moment: the destination may have changed
     // since the run began; never rename over anything but a regular file.
     OutputPolicy last;
@@ -111,13 +123,19 @@ void TensorFileWriter::commit() {
     const int rc = ::fsync(dir);
     const int err = errno;
     ::close(dir);
-    if (rc != 0 && err != EINVAL) io_fail("cannot sync the directory of", path_, err);
+    if (rc != 0 && err != EINVAL) {
+      io_fail("cannot sync the directory of", path_, err);
+    }
   }
 }
 
 void TensorFileWriter::discard() noexcept {
-  if (fd_ >= 0) ::close(std::exchange(fd_, -1));
-  if (!temp_.empty()) ::unlink(std::exchange(temp_, {}).c_str());
+  if (fd_ >= 0) {
+    ::close(std::exchange(fd_, -1));
+  }
+  if (!temp_.empty()) {
+    ::unlink(std::exchange(temp_, {}).c_str());
+  }
 }
 
 }  // namespace mneme

@@ -59,7 +59,9 @@ std::string DetectContext::read_small(const TensorInfo& t, std::uint64_t cap) co
 
 void DetectContext::release(const TensorInfo& weight) {
   for (const auto& c : weight.quant.companions) {
-    if (const auto it = by_name_.find(c.name); it != by_name_.end()) companion_[it->second] = false;
+    if (const auto it = by_name_.find(c.name); it != by_name_.end()) {
+      companion_[it->second] = false;
+    }
   }
 }
 
@@ -130,12 +132,16 @@ void detect_schemes(Catalog& catalog, const boost::json::value* config,
       return;
     }
     if (!lenient) {
-      if (detect(t)) found.insert(t.encoding);
+      if (detect(t)) {
+        found.insert(t.encoding);
+      }
       return;
     }
     TensorInfo before = t;
     try {
-      if (detect(t)) found.insert(t.encoding);
+      if (detect(t)) {
+        found.insert(t.encoding);
+      }
     } catch (const Error& e) {
       ctx.release(t);
       t = std::move(before);
@@ -153,7 +159,9 @@ void detect_schemes(Catalog& catalog, const boost::json::value* config,
   try {
     check_method(qc, found);
   } catch (const Error& e) {
-    if (!lenient) throw;
+    if (!lenient) {
+      throw;
+    }
     catalog.warnings.push_back({"", e.what()});
   }
   ctx.remove_companions();
@@ -164,7 +172,9 @@ void detect_schemes(Catalog& catalog, const boost::json::value* config,
   for (const auto& t : catalog.tensors) {
     if (!names.insert(t.name).second) {
       const std::string why = "two tensors are named \"" + printable(t.name) + "\" once decoded";
-      if (!lenient) fail(ErrorKind::parse, why);
+      if (!lenient) {
+        fail(ErrorKind::parse, why);
+      }
       catalog.warnings.push_back({t.name, why});
     }
   }

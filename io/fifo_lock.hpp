@@ -27,15 +27,17 @@ class FifoLock {
 
   bool try_lock() {
     std::lock_guard lk(mutex_);
-    if (held_) { return false;
-}
+    if (held_) {
+      return false;
+    }
     held_ = true;
     return true;
   }
 
   boost::asio::awaitable<void> lock() {
-    if (try_lock()) { co_return;
-}
+    if (try_lock()) {
+      co_return;
+    }
     // Named, not a temporary: see the g++ 12 note in file_pread.cpp.
     auto initiation = [this](auto handler) { enqueue(std::move(handler)); };
     co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&, void()>(

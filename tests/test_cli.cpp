@@ -648,3 +648,43 @@ TEST_CASE("item 15: a GPTQ tensor held whole is reported, and its cap names --bu
   CHECK(r.out.find("--budget") != std::string::npos);
   CHECK(!fs::exists(dir / "big.safetensors"));
 }
+
+TEST_CASE(
+    "item 14: GGUF splits missing, by name or by split.count, warn on inspect and refuse elsewhere",
+    "[cli][directory][gguf]") {
+  const char* cli = test::cli_or_skip();
+  if (!cli) return;
+  const auto dir = test::scratch_dir("cli-gguf-splits");
+  // A GGUF with split.count (u16, as llama.cpp writes it) and one F32 tensor.
+  const auto split = [](std::uint16_t no, std::uint16_t count, const std::string& tensor) {
+    std::string b = "GGUF";
+    const auto u32 = [&](std::uint32_t v) { b.append(reinterpret_cast<const char*>(&v), 4); };
+    const auto u64 = [&](std::uint64_t v) { b.append(reinterpret_cast<const char*>(&v), 8); };
+    const auto str = [&](const std::string& s) {
+      u64(s.size());
+      b += s;
+    };
+    u32(3), u64(1), u64(2);
+    str("split.no"), u32(2), b.append(reinterpret_cast<const char*>(&no), 2);
+    str("split.count"), u32(2), b.append(reinterpret_cast<const char*>(&count), 2);
+    str(tensor), u32(1), u64(8), u32(0), u64(0);
+    b.append((32 - b.size() % 32) % 32, '\0');
+    b.append(32, '\0');
+    return b;
+  };
+  std::ofstream(dir / "m-00001-of-00003.gguf", std::ios::binary) << split(0, 3, "a");
+  std::ofstream(dir / "m-00003-of-00003.gguf", std::ios::binary) << split(2, 3, "c");
+  std::ofstream(dir / "single.gguf", std::ios::binary) << split(0, 2, "a");
+  for (const char* first : {"m-00001-of-00003.gguf", "single.gguf"}) {
+    INFO(first);
+    auto r = test::run(mneme_cmd(cli, "inspect " + shq(dir / first) + " 2>&1"));
+    CHECK(r.status == 0);
+    CHECK(r.out.find("incomplete model") != std::string::npos);
+    r = test::run(mneme_cmd(
+        cli, "convert " + shq(dir / first) + " --to gguf -q -o " + shq(dir / "o.gguf") + " 2>&1"));
+    CHECK(r.status == 1);
+    CHECK(r.out.find("--allow-partial") != std::string::npos);
+  }
+  CHECK(test::run(mneme_cmd(cli, "inspect --json " + shq(dir / "m-00001-of-00003.gguf")))
+            .out.find("\"c\"") != std::string::npos);
+}

@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <optional>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,24 +18,21 @@ namespace mneme {
 
 class ForwardReader {
  public:
-  ForwardReader(Source& source, std::string what) : src_(source), what_(std::move(what)), size_(source.size()) {}
+  ForwardReader(Source& source, std::string what)
+      : src_(source), what_(std::move(what)), size_(source.size()) {}
 
   std::uint64_t position() const { return pos_; }
   // Bytes the source may still hold after the current position (unbounded when unknown).
   std::uint64_t remaining() const { return size_ ? *size_ - pos_ : ~std::uint64_t{0}; }
 
-  // While set, every byte read or skipped is also appended to *copy.
-  void record(std::string* copy) { copy_ = copy; }
-
   void read(void* dst, std::size_t n) {
     auto* out = static_cast<std::byte*>(dst);
     while (n > 0) {
-      if (head_ == buf_.size()) { refill(n);
-}
+      if (head_ == buf_.size()) {
+        refill(n);
+      }
       const std::size_t k = std::min(n, buf_.size() - head_);
       std::memcpy(out, buf_.data() + head_, k);
-      if (copy_) { copy_->append(reinterpret_cast<const char*>(buf_.data() + head_), k);
-}
       head_ += k;
       pos_ += k;
       out += k;
@@ -52,8 +49,10 @@ class ForwardReader {
 
   // A length-prefixed string whose length was already read; capped.
   std::string string(std::uint64_t len, std::uint64_t cap) {
-    if (len > cap) { fail(ErrorKind::limit, what_ + ": string of " + std::to_string(len) + " bytes exceeds the cap");
-}
+    if (len > cap) {
+      fail(ErrorKind::limit,
+           what_ + ": string of " + std::to_string(len) + " bytes exceeds the cap");
+    }
     need(len);
     std::string s(len, '\0');
     read(s.data(), len);
@@ -63,11 +62,10 @@ class ForwardReader {
   void skip(std::uint64_t n) {
     need(n);
     while (n > 0) {
-      if (head_ == buf_.size()) { refill(1);
-}
+      if (head_ == buf_.size()) {
+        refill(1);
+      }
       const std::uint64_t k = std::min<std::uint64_t>(n, buf_.size() - head_);
-      if (copy_) { copy_->append(reinterpret_cast<const char*>(buf_.data() + head_), k);
-}
       head_ += k;
       pos_ += k;
       n -= k;
@@ -77,8 +75,8 @@ class ForwardReader {
   // Throws unless n more bytes can exist.
   void need(std::uint64_t n) const {
     if (n > remaining()) {
-      fail(ErrorKind::parse, what_ + ": needs " + std::to_string(n) + " bytes at offset " + std::to_string(pos_) +
-                                 " but the file ends first");
+      fail(ErrorKind::parse, what_ + ": needs " + std::to_string(n) + " bytes at offset " +
+                                 std::to_string(pos_) + " but the file ends first");
     }
   }
 
@@ -87,15 +85,17 @@ class ForwardReader {
   // far as asked, so the pipeline can still read the bytes after the header.
   void refill(std::size_t want) {
     const std::uint64_t left = remaining();
-    if (left == 0) { fail(ErrorKind::parse, what_ + ": truncated at offset " + std::to_string(pos_));
-}
+    if (left == 0) {
+      fail(ErrorKind::parse, what_ + ": truncated at offset " + std::to_string(pos_));
+    }
     const std::uint64_t ahead = src_.sequential() ? want : std::max<std::uint64_t>(want, kChunk);
     buf_.resize(static_cast<std::size_t>(std::min<std::uint64_t>(left, ahead)));
     try {
       src_.read_at(pos_, buf_);
     } catch (const Error& e) {
-      if (e.kind() == ErrorKind::io && !size_) { fail(ErrorKind::parse, what_ + ": truncated at offset " + std::to_string(pos_));
-}
+      if (e.kind() == ErrorKind::io && !size_) {
+        fail(ErrorKind::parse, what_ + ": truncated at offset " + std::to_string(pos_));
+      }
       throw;
     }
     head_ = 0;
@@ -108,7 +108,6 @@ class ForwardReader {
   std::vector<std::byte> buf_;
   std::size_t head_ = 0;
   std::uint64_t pos_ = 0;
-  std::string* copy_ = nullptr;
 };
 
 }  // namespace mneme

@@ -327,20 +327,16 @@ std::string missing_shards(const Catalog& cat) {
   }
   if (cat.format == Format::gguf) {
     for (const auto& kv : cat.header.gguf_kv) {
-      if (kv.key != "split.count" || kv.value.size() < 2) {
+      // llama.cpp's gguf-split writes split.count as u16; accept u32 too.
+      std::uint64_t n = 0;
+      if (kv.key != "split.count" || (kv.type != 2 && kv.type != 4)) {
         continue;
       }
-      std::uint16_t n = 0;  // ggml writes split.count as u16
-      std::memcpy(&n, kv.value.data(), 2);
-      if (kv.type == 4 && kv.value.size() == 4) {
-        std::uint32_t n32 = 0;
-        std::memcpy(&n32, kv.value.data(), 4);
-        n = static_cast<std::uint16_t>(std::min<std::uint32_t>(n32, 0xFFFF));
-      }
+      std::memcpy(&n, kv.value.data(), kv.type == 2 ? 2 : 4);
       if (n > cat.sources.size()) {
         missing += (missing.empty() ? "" : "; ") + std::string("split.count is ") +
                    std::to_string(n) + " but " + std::to_string(cat.sources.size()) + " split" +
-                   (cat.sources.size() == 1 ? "" : "s") + " were given";
+                   (cat.sources.size() == 1 ? "" : "s") + " found";
       }
     }
   }
@@ -400,7 +396,14 @@ Catalog open_sources(const std::vector<std::string>& specs, boost::asio::any_io_
       merge(cat, open_safetensors_index(file, executor, open, limits), seen);
       return;
     }
-    for (const auto& split : gguf_splits(file)) {
+    const auto splits = gguf_splits(file);
+    for (const auto& split : splits) {
+      // A split that is not there is a gap missing_shards() reports (the
+      // first one is what the user named: opening it says why it failed).
+      std::error_code ec;
+      if (split != splits.front() && !fs::exists(split, ec)) {
+        continue;
+      }
       merge(cat, parse_by_content(open_source(split, executor, open), limits), seen);
     }
   };

@@ -186,6 +186,13 @@ void plan_streamed(const TensorInfo& t, OutputTensor& out, Builder& b) {
 
 }  // namespace
 
+std::function<bool(const TensorInfo&)> select_names(std::vector<std::string> names) {
+  std::sort(names.begin(), names.end());
+  return [names = std::move(names)](const TensorInfo& t) {
+    return std::binary_search(names.begin(), names.end(), t.name);
+  };
+}
+
 Plan make_plan(const Catalog& catalog, const PlanOptions& options) {
   if (options.max_chunk_bytes < 64) fail(ErrorKind::limit, "chunk size below 64 bytes");
   Builder b{options, {}, std::vector<std::vector<Chunk>>(catalog.sources.size())};
@@ -195,6 +202,9 @@ Plan make_plan(const Catalog& catalog, const PlanOptions& options) {
 
   for (std::size_t i = 0; i < catalog.tensors.size(); ++i) {
     const TensorInfo& t = catalog.tensors[i];
+    if (options.select && !options.select(t)) {
+      continue;
+    }
     OutputTensor out;
     out.source_tensor = i;
     out.name = t.name;

@@ -6,7 +6,6 @@
 // kernels. Input buffers are slots of one preallocated region; a slot goes
 // back to the readers as soon as its kernel ends (the backpressure).
 #include <tbb/flow_graph.h>
-#include <tbb/global_control.h>
 #include <tbb/task_arena.h>
 
 #include <algorithm>
@@ -525,7 +524,9 @@ RunStats Run::execute() {
     throw;
   }
 
-  tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism, threads_ + 1);
+  // The run's own arena bounds its decode concurrency; nothing process-wide
+  // is set, so concurrent runs in one process do not limit each other (a run
+  // asking for more threads than TBB's pool has gets what the pool has).
   tbb::task_arena arena(static_cast<int>(threads_), 0);
   std::unique_ptr<tbb::flow::graph> graph;
   std::unique_ptr<tbb::flow::function_node<Job>> node;

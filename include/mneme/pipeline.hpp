@@ -73,7 +73,13 @@ struct PlanOptions {
   std::uint64_t max_chunk_bytes = 4ull << 20;
   // Cap for a tensor that must be held whole (OutputTensor::materialize, assembled).
   std::uint64_t max_materialize_bytes = 1ull << 30;
+  // Which tensors to load (by their decoded name, dtype, shape, scheme);
+  // unset: all. Unselected tensors are neither read nor delivered.
+  std::function<bool(const TensorInfo&)> select;
 };
+
+// A PlanOptions::select that takes exactly these names.
+std::function<bool(const TensorInfo&)> select_names(std::vector<std::string> names);
 
 struct Plan {
   std::vector<OutputTensor> outputs;

@@ -443,19 +443,21 @@ bool is_activation_scale(const std::string& name) {
   return false;
 }
 
-// Drops them from a model whose quantized weights are decoded; returns how many.
-std::size_t drop_activation_scales(Catalog& cat) {
-  const bool quantized =
+// The plan's selection for a model whose FP8 weights are decoded: everything
+// but those scales, counted in `dropped`. Unset for other models.
+std::function<bool(const TensorInfo&)> without_activation_scales(const Catalog& cat,
+                                                                 std::size_t& dropped) {
+  const bool fp8 =
       std::any_of(cat.tensors.begin(), cat.tensors.end(),
                   [](const TensorInfo& t) { return t.encoding == Encoding::fp8_scaled; });
-  if (!quantized) {
-    return 0;
+  if (!fp8) {
+    return {};
   }
-  const auto before = cat.tensors.size();
-  std::erase_if(cat.tensors, [](const TensorInfo& t) {
-    return t.encoding == Encoding::plain && is_activation_scale(t.name);
-  });
-  return before - cat.tensors.size();
+  return [&dropped](const TensorInfo& t) {
+    const bool drop = t.encoding == Encoding::plain && is_activation_scale(t.name);
+    dropped += drop ? 1 : 0;
+    return !drop;
+  };
 }
 
 enum class Job { remember, convert, load };
@@ -476,7 +478,7 @@ int transfer(const cli::Args& a, boost::asio::io_context& io, Job job) {
     to = out_type(a.to, "--to",
                   job == Job::remember ? std::optional<OutType>(OutType::bf16) : std::nullopt);
   }
-  const PlanOptions plan_opts = plan_options(a, to);
+  PlanOptions plan_opts = plan_options(a, to);
   std::string out;
   if (job != Job::load) {
     out = a.output ? *a.output : default_output(a.sources.front(), to);
@@ -486,11 +488,14 @@ int transfer(const cli::Args& a, boost::asio::io_context& io, Job job) {
     }
     check_output_path(out, {.overwrite = a.force, .inputs = {}});  // before any work
   }
-  Catalog cat = open_model(a, io, /*lenient=*/false);
+  const Catalog cat = open_model(a, io, /*lenient=*/false);
   for (const auto& w : cat.warnings) {
     warn(w.message);
   }
-  const std::size_t dropped = a.keep_scales ? 0 : drop_activation_scales(cat);
+  std::size_t dropped = 0;
+  if (!a.keep_scales) {
+    plan_opts.select = without_activation_scales(cat, dropped);
+  }
   const Plan plan = [&] {
     try {
       return make_plan(cat, plan_opts);

@@ -6,6 +6,7 @@
 // kernels. Input buffers are slots of one preallocated region; a slot goes
 // back to the readers as soon as its kernel ends (the backpressure).
 #include <tbb/flow_graph.h>
+#include <tbb/info.h>
 #include <tbb/task_arena.h>
 
 #include <algorithm>
@@ -77,7 +78,10 @@ class Run {
         plan_(plan),
         sink_(sink),
         opt_(opt),
-        threads_(opt.threads ? opt.threads : std::max(1u, std::thread::hardware_concurrency())),
+        // At most the cores TBB may use: its worker pool (cores - 1, plus the
+        // calling thread) is all a run can have without a process-wide setting.
+        threads_(std::clamp(opt.threads ? opt.threads : std::thread::hardware_concurrency(), 1u,
+                            static_cast<unsigned>(std::max(1, tbb::info::default_concurrency())))),
         remaining_(plan.outputs.size()) {}
 
   RunStats execute();
@@ -525,9 +529,10 @@ RunStats Run::execute() {
   }
 
   // The run's own arena bounds its decode concurrency; nothing process-wide
-  // is set, so concurrent runs in one process do not limit each other (a run
-  // asking for more threads than TBB's pool has gets what the pool has).
-  tbb::task_arena arena(static_cast<int>(threads_), 0);
+  // is set, so concurrent runs in one process do not limit each other. The
+  // calling thread is one of the decoders (the arena's reserved master slot);
+  // the reads run on a thread of their own.
+  tbb::task_arena arena(static_cast<int>(threads_), 1);
   std::unique_ptr<tbb::flow::graph> graph;
   std::unique_ptr<tbb::flow::function_node<Job>> node;
   arena.execute([&] {
@@ -552,9 +557,20 @@ RunStats Run::execute() {
     }
   }
   maybe_finish();
-  io_.restart();
-  io_.run();
+  // The graph is held busy until reading has ended, so the calling thread
+  // stays in the arena decoding while the io thread reads.
+  graph->reserve_wait();
+  std::thread io_thread([&] {
+    try {
+      io_.restart();
+      io_.run();
+    } catch (...) {
+      record_error(std::current_exception());
+    }
+    graph->release_wait();
+  });
   arena.execute([&] { graph->wait_for_all(); });
+  io_thread.join();
 
   stats_.decode_seconds = static_cast<double>(decode_ns_.load()) * 1e-9;
   stats_.io_wait_seconds = seconds(decode_idle_);

@@ -137,8 +137,12 @@ struct RunStats {
 };
 
 // Moves every tensor of `catalog` through `plan` into `sink`. Reads run as
-// coroutines on `io` (the context the catalog's sources were opened on; run on
-// the calling thread for the duration), decoding on a oneTBB flow graph.
+// coroutines on `io` (the context the catalog's sources were opened on), which
+// the run drives on a thread of its own for the duration: nothing else may run
+// it meanwhile. Decoding runs on a oneTBB flow graph in the run's own arena of
+// RunOptions::threads (at most the cores TBB may use), the calling thread one
+// of them; nothing process-wide is set, so runs in one process do not limit
+// each other.
 // Throws the first mneme::Error any stage raised (the sink's abort() has run
 // by then); never returns with work in flight.
 RunStats run_pipeline(boost::asio::io_context& io, const Catalog& catalog, const Plan& plan,

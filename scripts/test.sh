@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds and runs every test.
-#   scripts/test.sh              release build (RelWithDebInfo) + ctest
+#   scripts/test.sh              release build (RelWithDebInfo) + ctest + the installed-package consumer
 #   scripts/test.sh --sanitize   the same under -fsanitize=address,undefined
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,3 +22,8 @@ build="build/$mode"
 cmake -S . -B "$build" -G Ninja "${cmake_flags[@]}" >/dev/null
 cmake --build "$build"
 ctest --test-dir "$build" --output-on-failure -j 2
+# The installed package, built against as a downstream project would (the
+# sanitizer build's libraries need the sanitizer runtime, so release only).
+if [ "$mode" = release ]; then
+  bash scripts/test_consumer.sh "$build"
+fi

@@ -13,6 +13,8 @@
 // Must come after foreach_target.h.
 #include <hwy/cache_control.h>
 #include <hwy/highway.h>
+// Must come after highway.h.
+#include "kernels/simd/narrow-inl.h"
 
 #include <cstdint>
 #include <cstring>
@@ -23,89 +25,8 @@ HWY_BEFORE_NAMESPACE();
 namespace mneme::kernels::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// x86 targets from AVX2 up guarantee F16C, whose conversions round to nearest
-// even, keep subnormals, overflow to Inf and quiet NaNs like our reference.
-#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2 && !defined(HWY_DISABLE_F16C)
-#define MNEME_CONVERT_F16C 1
-#else
-#define MNEME_CONVERT_F16C 0
-#endif
-
-// ---- bit-level helpers over u32 lanes --------------------------------------
-
-// F32 bits -> u32 lanes whose upper 16 bits are the BF16 code (float_bits.hpp
-// rule), so that two vectors narrow with one ConcatOdd.
-template <class DU>
-HWY_INLINE hn::Vec<DU> Bf16InUpperHalf(DU du, hn::Vec<DU> bits) {
-  const hn::RebindToSigned<DU> di;
-  const auto abs = hn::BitCast(di, hn::And(bits, hn::Set(du, 0x7FFFFFFFu)));
-  const auto is_nan = hn::RebindMask(du, hn::Gt(abs, hn::Set(di, 0x7F800000)));
-  const auto lsb = hn::And(hn::ShiftRight<16>(bits), hn::Set(du, 1u));
-  // Wraps only for negative NaNs, which the select below replaces.
-  const auto rounded = hn::Add(bits, hn::Add(hn::Set(du, 0x7FFFu), lsb));
-  // NaN: upper half kept, BF16's quiet bit (F32 bit 22) set.
-  return hn::IfThenElse(is_nan, hn::Or(bits, hn::Set(du, 0x00400000u)), rounded);
-}
-
-#if !MNEME_CONVERT_F16C
-// F32 bits -> F16 code in the low 16 bits (float_bits.hpp f16_from_f32),
-// integer only: no dependence on the rounding mode or FTZ/DAZ.
-template <class DU>
-HWY_INLINE hn::Vec<DU> F16Code(DU du, hn::Vec<DU> bits) {
-  const hn::RebindToSigned<DU> di;
-  const auto sign = hn::And(hn::ShiftRight<16>(bits), hn::Set(du, 0x8000u));
-  const auto abs = hn::And(bits, hn::Set(du, 0x7FFFFFFFu));
-  const auto iabs = hn::BitCast(di, abs);
-  // (Highway 1.0.3 lacks signed >= on SSE4, hence Gt(x, c - 1) for x >= c.)
-  // Normal F16: add half an F16 ulp minus one plus the kept lsb, rebias.
-  // (Wraps for abs < 0x38000000, where the subnormal branch is selected.)
-  const auto lsb = hn::And(hn::ShiftRight<13>(abs), hn::Set(du, 1u));
-  const auto normal = hn::ShiftRight<13>(
-      hn::Sub(hn::Add(abs, hn::Add(hn::Set(du, 0xFFFu), lsb)), hn::Set(du, 0x38000000u)));
-  // Subnormal F16: full significand shifted right by 126 - exp (14..24), RNE.
-  // Clamping to [14, 25] keeps shift counts defined for the lanes that are
-  // selected away; 25 also rounds every smaller value (and F32 zero and
-  // subnormals) to zero, since the significand is below half of 2^25.
-  const auto exp = hn::BitCast(di, hn::ShiftRight<23>(abs));
-  const auto shift = hn::BitCast(
-      du, hn::Min(hn::Max(hn::Sub(hn::Set(di, 126), exp), hn::Set(di, 14)), hn::Set(di, 25)));
-  const auto mant = hn::Or(hn::And(abs, hn::Set(du, 0x7FFFFFu)), hn::Set(du, 0x800000u));
-  const auto one = hn::Set(du, 1u);
-  const auto half_minus_1 = hn::Sub((one << hn::Sub(shift, one)), one);
-  const auto kept_lsb = hn::And((mant >> shift), one);
-  const auto sub = (hn::Add(hn::Add(mant, half_minus_1), kept_lsb) >> shift);
-  const auto nan =
-      hn::Or(hn::Set(du, 0x7E00u), hn::And(hn::ShiftRight<13>(abs), hn::Set(du, 0x3FFu)));
-
-  auto code =
-      hn::IfThenElse(hn::RebindMask(du, hn::Gt(iabs, hn::Set(di, 0x387FFFFF))), normal, sub);
-  code = hn::IfThenElse(hn::RebindMask(du, hn::Gt(iabs, hn::Set(di, 0x477FEFFF))),
-                        hn::Set(du, 0x7C00u), code);
-  code = hn::IfThenElse(hn::RebindMask(du, hn::Gt(iabs, hn::Set(di, 0x7F800000))), nan, code);
-  return hn::Or(code, sign);
-}
-
-// F16 code (zero-extended in u32 lanes) -> exact F32 bits.
-template <class DU>
-HWY_INLINE hn::Vec<DU> F32BitsFromF16(DU du, hn::Vec<DU> h) {
-  const hn::RebindToSigned<DU> di;
-  const hn::RebindToFloat<DU> df;
-  const auto sign = hn::ShiftLeft<16>(hn::And(h, hn::Set(du, 0x8000u)));
-  const auto em = hn::And(h, hn::Set(du, 0x7FFFu));
-  const auto iem = hn::BitCast(di, em);
-  const auto normal = hn::Add(hn::ShiftLeft<13>(em), hn::Set(du, 112u << 23));
-  // mant * 2^-24: both factors and the product are exact normal floats, so
-  // neither the rounding mode nor FTZ/DAZ can change it. Zero stays zero.
-  const auto sub =
-      hn::BitCast(du, hn::Mul(hn::ConvertTo(df, iem), hn::Set(df, 1.0f / 16777216.0f)));
-  const auto is_nan = hn::RebindMask(du, hn::Gt(iem, hn::Set(di, 0x7C00)));
-  const auto special = hn::Or(hn::Or(hn::ShiftLeft<13>(em), hn::Set(du, 0x7F800000u)),
-                              hn::IfThenElseZero(is_nan, hn::Set(du, 0x400000u)));
-  auto bits = hn::IfThenElse(hn::RebindMask(du, hn::Lt(iem, hn::Set(di, 0x400))), sub, normal);
-  bits = hn::IfThenElse(hn::RebindMask(du, hn::Gt(iem, hn::Set(di, 0x7BFF))), special, bits);
-  return hn::Or(bits, sign);
-}
-#endif  // !MNEME_CONVERT_F16C
+// Narrowing, widening and the store policy: the shared SIMD foundation.
+namespace simd = mneme::kernels::simd::HWY_NAMESPACE;
 
 // ---- F64 ---------------------------------------------------------------------
 
@@ -180,13 +101,7 @@ struct FromF16 {
   using T = std::uint16_t;
   static HWY_INLINE hn::Vec<DU> Load(DU du, const T* HWY_RESTRICT p) {
     const hn::Rebind<std::uint16_t, DU> du16;
-#if MNEME_CONVERT_F16C
-    const hn::RebindToFloat<DU> df;
-    const hn::Rebind<hwy::float16_t, DU> df16;
-    return hn::BitCast(du, hn::PromoteTo(df, hn::BitCast(df16, hn::LoadU(du16, p))));
-#else
-    return F32BitsFromF16(du, hn::PromoteTo(du, hn::LoadU(du16, p)));
-#endif
+    return hn::BitCast(du, simd::WidenF16(hn::RebindToFloat<DU>(), hn::LoadU(du16, p)));
   }
 };
 
@@ -245,13 +160,16 @@ struct FromF64 {
 
 // ---- sinks: two hub vectors -> 2 * Lanes(du) outputs --------------------------
 
+// (When streaming, p is vector-aligned: see Run.)
 template <bool kStream, class D, class T>
 HWY_INLINE void StoreVec(hn::Vec<D> v, D d, T* HWY_RESTRICT p) {
-  if constexpr (kStream) {
-    hn::Stream(v, d, p);  // p is vector-aligned (see Run)
-  } else {
-    hn::StoreU(v, d, p);
-  }
+  simd::Put<kStream>(d, v, p);
+}
+
+// F32 bits (u32 lanes) -> u32 lanes whose upper halves are the BF16 codes.
+HWY_INLINE hn::Vec<DU> Bf16InUpperHalf(DU du, hn::Vec<DU> bits) {
+  const hn::RebindToFloat<DU> df;
+  return simd::Bf16InUpperHalf(df, hn::BitCast(df, bits));
 }
 
 struct ToF32 {
@@ -300,26 +218,14 @@ struct ToF16 {
   using T = std::uint16_t;
   template <bool kStream>
   static HWY_INLINE void Store2(DU du, hn::Vec<DU> a, hn::Vec<DU> b, T* HWY_RESTRICT p) {
-    const hn::Rebind<std::uint16_t, DU> du16h;
-#if MNEME_CONVERT_F16C
     const hn::RebindToFloat<DU> df;
-    const hn::Rebind<hwy::float16_t, DU> df16;
-    StoreHalves<kStream>(hn::BitCast(du16h, hn::DemoteTo(df16, hn::BitCast(df, a))),
-                         hn::BitCast(du16h, hn::DemoteTo(df16, hn::BitCast(df, b))), p);
-#else
-    StoreHalves<kStream>(hn::TruncateTo(du16h, F16Code(du, a)),
-                         hn::TruncateTo(du16h, F16Code(du, b)), p);
-#endif
+    StoreHalves<kStream>(simd::F16Codes(df, hn::BitCast(df, a)),
+                         simd::F16Codes(df, hn::BitCast(df, b)), p);
   }
 };
 
 // ---- the driver ----------------------------------------------------------------
 
-// Outputs at least this large bypass the cache (non-temporal stores): they
-// cannot stay cached anyway, and skipping the read-for-ownership of every
-// destination line is what lets a conversion approach memcpy's bandwidth
-// (glibc's memcpy makes the same switch at a few MiB).
-constexpr size_t kStreamMinBytes = size_t{4} << 20;
 
 template <class Src, class Dst, bool kStream>
 HWY_INLINE void Block(DU du, const typename Src::T* HWY_RESTRICT in,
@@ -368,7 +274,10 @@ HWY_INLINE void Run(const void* HWY_RESTRICT in, void* HWY_RESTRICT out, size_t 
   auto* dst = static_cast<TOut*>(out);
   size_t i = 0;
   const auto addr = reinterpret_cast<std::uintptr_t>(dst);
-  if (n >= kStreamMinBytes / sizeof(TOut) && addr % sizeof(TOut) == 0) {
+  // Large outputs bypass the cache (simd::kStreamMinBytes): they cannot stay
+  // cached anyway, and skipping the read-for-ownership of every destination
+  // line is what lets a conversion approach memcpy's bandwidth.
+  if (simd::kCanStream && n >= simd::kStreamMinBytes / sizeof(TOut) && addr % sizeof(TOut) == 0) {
     // Align the destination to whole vectors first (fewer than a block).
     const size_t vec_bytes = hn::Lanes(du) * sizeof(std::uint32_t);
     const size_t head = ((vec_bytes - addr % vec_bytes) % vec_bytes) / sizeof(TOut);
@@ -409,7 +318,6 @@ void F64ToF16Kernel(const void* HWY_RESTRICT in, void* HWY_RESTRICT out, size_t 
   Run<FromF64<F64Rounding::kOddForF16>, ToF16>(in, out, n);
 }
 
-#undef MNEME_CONVERT_F16C
 
 }  // namespace mneme::kernels::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();

@@ -13,6 +13,8 @@
 #include "hwy/cache_control.h"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
+// Must come after highway.h.
+#include "kernels/simd/narrow-inl.h"
 
 #include <array>
 #include <cstring>
@@ -50,69 +52,18 @@ using VF = hn::Vec<DF>;
 using V8 = hn::Vec<D8>;
 using VI8 = hn::Vec<DI8>;
 
-#undef MNEME_GGUF_F16C
-#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2 && !defined(HWY_DISABLE_F16C)
-#define MNEME_GGUF_F16C 1
-#else
-#define MNEME_GGUF_F16C 0
-#endif
+namespace simd = mneme::kernels::simd::HWY_NAMESPACE;
 
-// ---- narrowing: exactly float_bits.hpp's bf16_from_f32 / f16_from_f32 ----
-
-// The BF16 bits of each lane in the upper half of a u32 lane (the lower half
-// is garbage): RNE via the bias, NaN kept NaN with its quiet bit set.
-// kMayNaN = false skips the NaN test where the caller knows there is none.
-template <bool kMayNaN>
-HWY_INLINE hn::Vec<DU> Bf16High(VF v) {
-  const DU du;
-  const DI di;
-  const auto b = hn::BitCast(du, v);
-  const auto rounded =
-      hn::Add(hn::Add(b, hn::Set(du, 0x7FFFu)), hn::And(hn::ShiftRight<16>(b), hn::Set(du, 1u)));
-  if constexpr (!kMayNaN) {
-    return rounded;
-  } else {
-    // An integer test: a float Ne(v, v) is an ordered compare on AVX2.
-    const auto abs = hn::BitCast(di, hn::And(b, hn::Set(du, 0x7FFFFFFFu)));
-    const auto is_nan = hn::RebindMask(du, hn::Gt(abs, hn::Set(di, 0x7F800000)));
-    return hn::IfThenElse(is_nan, hn::Or(b, hn::Set(du, 0x00400000u)), rounded);
-  }
-}
+// ---- narrowing (kernels/simd: exactly float_bits.hpp's rules) ----
 
 template <bool kMayNaN>
 HWY_INLINE hn::Vec<DU16> Bf16Bits(VF v) {
-  return hn::DemoteTo(DU16(), hn::BitCast(DI(), hn::ShiftRight<16>(Bf16High<kMayNaN>(v))));
+  // A logical shift: the codes stay non-negative for the saturating demote.
+  return hn::DemoteTo(DU16(),
+                      hn::BitCast(DI(), hn::ShiftRight<16>(simd::Bf16InUpperHalf<kMayNaN>(DF(), v))));
 }
 
-HWY_INLINE hn::Vec<DU16> F16Bits(VF v) {
-#if MNEME_GGUF_F16C
-  const hn::Rebind<hwy::float16_t, DF> dh;
-  return hn::BitCast(DU16(), hn::DemoteTo(dh, v));  // vcvtps2ph, round to nearest even
-#else
-  // Highway's emulation truncates; this is f16_from_f32 lane by lane.
-  const DF df;
-  const DU du;
-  const DI di;
-  const auto b = hn::BitCast(du, v);
-  const auto sign = hn::And(hn::ShiftRight<16>(b), hn::Set(du, 0x8000u));
-  const auto abs = hn::And(b, hn::Set(du, 0x7FFFFFFFu));
-  const auto abs_i = hn::BitCast(di, abs);
-  const auto nan =
-      hn::Or(hn::Set(du, 0x7E00u), hn::And(hn::ShiftRight<13>(abs), hn::Set(du, 0x3FFu)));
-  const auto normal = hn::ShiftRight<13>(hn::Sub(
-      hn::Add(hn::Add(abs, hn::Set(du, 0xFFFu)), hn::And(hn::ShiftRight<13>(abs), hn::Set(du, 1u))),
-      hn::Set(du, 0x38000000u)));
-  // Subnormal or zero: adding 0.5f aligns the f16 subnormal ulp (2^-24) with
-  // the f32 ulp and rounds to nearest even in one step.
-  const auto sub = hn::Sub(hn::BitCast(du, hn::Add(hn::BitCast(df, abs), hn::Set(df, 0.5f))),
-                           hn::Set(du, 0x3F000000u));
-  auto r = hn::IfThenElse(hn::RebindMask(du, hn::Lt(abs_i, hn::Set(di, 0x38800000))), sub, normal);
-  r = hn::IfThenElse(hn::RebindMask(du, hn::Gt(abs_i, hn::Set(di, 0x477FEFFF))),
-                     hn::Set(du, 0x7C00u), r);
-  r = hn::IfThenElse(hn::RebindMask(du, hn::Gt(abs_i, hn::Set(di, 0x7F800000))), nan, r);
-  return hn::DemoteTo(DU16(), hn::BitCast(di, hn::Or(r, sign)));
-#endif
-}
+HWY_INLINE hn::Vec<DU16> F16Bits(VF v) { return simd::F16Codes(DF(), v); }
 
 // Where and how outputs are written: the output type, and whether to use
 // non-temporal stores (for outputs much larger than the caches, where they
@@ -125,11 +76,7 @@ struct Sink {
 
 template <class S, class D, class T>
 HWY_INLINE void Put(hn::Vec<D> v, D d, T* p) {
-  if constexpr (S::kStream) {
-    hn::Stream(v, d, p);
-  } else {
-    hn::StoreU(v, d, p);
-  }
+  simd::Put<S::kStream>(d, v, p);
 }
 
 // Writes the Lanes(DF) values of v as outputs idx.. of dst.
@@ -150,15 +97,15 @@ HWY_INLINE void StoreOut(VF v, std::uint8_t* dst, std::size_t idx) {
 template <class S, bool kMayNaN>
 HWY_INLINE void StoreBf16EvenOdd(VF ev, VF od, std::uint8_t* dst, std::size_t idx) {
   const hn::Repartition<std::uint16_t, DF> d16;
-  const auto lo = hn::BitCast(d16, hn::ShiftRight<16>(Bf16High<kMayNaN>(ev)));
-  const auto hi = hn::BitCast(d16, Bf16High<kMayNaN>(od));
+  const auto lo = hn::BitCast(d16, hn::ShiftRight<16>(simd::Bf16InUpperHalf<kMayNaN>(DF(), ev)));
+  const auto hi = hn::BitCast(d16, simd::Bf16InUpperHalf<kMayNaN>(DF(), od));
   Put<S>(hn::OddEven(hi, lo), d16, reinterpret_cast<std::uint16_t*>(dst) + idx);
 }
 
 // ---- scales ----
 
 HWY_INLINE float HalfToF32(const std::uint8_t* p) {
-#if MNEME_GGUF_F16C
+#if MNEME_SIMD_F16C
   const hn::CappedTag<float, 1> d1;
   const hn::Rebind<hwy::float16_t, decltype(d1)> dh;
   return hn::GetLane(hn::PromoteTo(d1, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p))));
@@ -798,23 +745,14 @@ void DequantizeOut(GgmlType t, const std::uint8_t* in, std::size_t n, std::uint8
             in, n, bytes, qk, dst);
 }
 
-// Non-temporal stores pay off once the output is well beyond the caches; below
-// that, the consumer likely finds it still cached. Only where every store is a
-// whole vector (AVX2 and wider).
-constexpr std::size_t kStreamMinBytes = std::size_t{8} << 20;
-
 template <OutType kOut>
 void DequantizeTo(GgmlType t, const std::uint8_t* in, std::size_t n_blocks, std::uint8_t* o) {
-#if HWY_TARGET <= HWY_AVX2
   const std::size_t out_bytes =
       n_blocks * block_info(static_cast<std::uint32_t>(t))->elements * out_size(kOut);
-  if (out_bytes >= kStreamMinBytes && reinterpret_cast<std::uintptr_t>(o) % 64 == 0) {
-    DequantizeOut<Sink<kOut, true> >(t, in, n_blocks, o);
-    hwy::FlushStream();  // order the non-temporal stores before what follows
-    return;
-  }
-#endif
-  DequantizeOut<Sink<kOut, false> >(t, in, n_blocks, o);
+  // The output is one contiguous run: only its start must be line-aligned.
+  simd::WithStream(simd::UseStream(o, out_bytes, 64), [&]<bool kStream>() {
+    DequantizeOut<Sink<kOut, kStream> >(t, in, n_blocks, o);
+  });
 }
 
 void DequantizeImpl(GgmlType t, const std::byte* blocks, std::size_t n_blocks, OutType out,

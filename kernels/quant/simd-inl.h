@@ -1,7 +1,7 @@
-// Per-target Highway helpers shared by the quant kernels: F16 widening and
-// F32 -> BF16/F16 narrowing that produce exactly kernels/float_bits.hpp's bits
-// on every target (Highway 1.0.3's own DemoteTo truncates to BF16, and its
-// non-F16C F16 paths neither round nor handle Inf/NaN). Internal.
+// Per-target Highway helpers of the quant kernels: typed stores of F32
+// results (one or two vectors) and scale loads, built on the shared SIMD
+// foundation (kernels/simd/narrow-inl.h: narrowing, widening, store policy).
+// Internal.
 //
 // Include after hwy/highway.h inside the foreach_target loop (per-target guard).
 #if defined(MNEME_KERNELS_QUANT_SIMD_INL_H_) == defined(HWY_TARGET_TOGGLE)
@@ -14,8 +14,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "hwy/cache_control.h"
 #include "hwy/highway.h"
+#include "kernels/simd/narrow-inl.h"
 #include "mneme/dtype.hpp"
 
 // Kernels' per-vector lambdas must inline: a call per vector reloads every
@@ -28,127 +28,17 @@ HWY_BEFORE_NAMESPACE();
 namespace mneme::kernels::quant::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-#undef MNEME_QUANT_HAVE_F16C
-#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2 && !defined(HWY_DISABLE_F16C)
-#define MNEME_QUANT_HAVE_F16C 1
-#else
-#define MNEME_QUANT_HAVE_F16C 0
-#endif
+namespace simd = mneme::kernels::simd::HWY_NAMESPACE;
+using simd::kCanStream;
+using simd::Put;
+using simd::UseStream;
+using simd::WidenF16;
+using simd::WithStream;
 
-// IEEE binary16 bits (u16 lanes) -> f32, exact; NaN payload kept, quiet bit
-// set (vcvtph2ps semantics, = f32_from_f16).
-template <class DF, class V16>
-HWY_INLINE hn::Vec<DF> WidenF16(DF df, V16 h) {
-#if MNEME_QUANT_HAVE_F16C
-  const hn::Rebind<hwy::float16_t, DF> dh;
-  return hn::PromoteTo(df, hn::BitCast(dh, h));
-#else
-  const hn::RebindToUnsigned<DF> du;
-  const hn::RebindToSigned<DF> di;
-  const auto b = hn::PromoteTo(du, h);
-  const auto sign = hn::ShiftLeft<16>(hn::And(b, hn::Set(du, 0x8000u)));
-  const auto exp = hn::And(b, hn::Set(du, 0x7C00u));
-  const auto mant = hn::And(b, hn::Set(du, 0x03FFu));
-  const auto normal = hn::Add(hn::ShiftLeft<13>(hn::And(b, hn::Set(du, 0x7FFFu))),
-                              hn::Set(du, 112u << 23));
-  // Subnormal: mant * 2^-24 (integer conversion, no denormal arithmetic).
-  const auto sub = hn::BitCast(
-      du, hn::Mul(hn::ConvertTo(df, hn::BitCast(di, mant)), hn::Set(df, 5.9604644775390625e-8f)));
-  const auto special = hn::Or(hn::Or(hn::Set(du, 0x7F800000u), hn::ShiftLeft<13>(mant)),
-                              hn::IfThenElseZero(hn::Ne(mant, hn::Zero(du)), hn::Set(du, 0x00400000u)));
-  auto mag = hn::IfThenElse(hn::Eq(exp, hn::Zero(du)), sub, normal);
-  mag = hn::IfThenElse(hn::Eq(exp, hn::Set(du, 0x7C00u)), special, mag);
-  return hn::BitCast(df, hn::Or(sign, mag));
-#endif
-}
-
-// f32 -> BF16 bits in the low half of i32 lanes, sign-extended (so a signed
-// saturating demote keeps them): RNE, NaN kept quiet.
-// kMayNaN = false skips the NaN test where the caller knows every NaN lane
-// already reads as its BF16 result after rounding: a quiet NaN whose low 16
-// bits are zero, which is what the kernels' products make unless a scale
-// itself is NaN (integers, FP8 and F16-widened values times a non-NaN scale).
+// BF16 codes, sign-extended in i32 lanes (see simd::Bf16InUpperHalf for kMayNaN).
 template <bool kMayNaN = true, class DF>
 HWY_INLINE hn::Vec<hn::RebindToSigned<DF>> Bf16Bits(DF df, hn::Vec<DF> v) {
-  const hn::RebindToUnsigned<DF> du;
-  const hn::RebindToSigned<DF> di;
-  const auto b = hn::BitCast(du, v);
-  // No carry reaches bit 31 for a non-NaN input (the largest, -Inf, is 0xFF800000).
-  auto r = hn::Add(hn::Add(b, hn::Set(du, 0x7FFFu)), hn::And(hn::ShiftRight<16>(b), hn::Set(du, 1u)));
-  if constexpr (kMayNaN) {
-    // IsNaN is an unordered compare (one instruction on x86), unlike Ne(v, v).
-    r = hn::IfThenElse(hn::RebindMask(du, hn::IsNaN(v)), hn::Or(b, hn::Set(du, 0x00400000u)), r);
-  }
-  (void)df;
-  return hn::ShiftRight<16>(hn::BitCast(di, r));
-}
-
-#if !MNEME_QUANT_HAVE_F16C
-// f32 -> F16 bits in the low half of u32 lanes: IEEE RNE, overflow to Inf,
-// gradual underflow, NaN kept quiet (= f16_from_f32).
-template <class DF>
-HWY_INLINE hn::Vec<hn::RebindToSigned<DF>> F16Bits(DF df, hn::Vec<DF> v) {
-  const hn::RebindToUnsigned<DF> du;
-  const hn::RebindToSigned<DF> di;
-  const auto b = hn::BitCast(du, v);
-  const auto sign = hn::And(hn::ShiftRight<16>(b), hn::Set(du, 0x8000u));
-  const auto absu = hn::And(b, hn::Set(du, 0x7FFFFFFFu));
-  const auto abs = hn::BitCast(di, absu);
-  const auto normal = hn::ShiftRight<13>(
-      hn::Sub(hn::Add(hn::Add(absu, hn::Set(du, 0xFFFu)),
-                      hn::And(hn::ShiftRight<13>(absu), hn::Set(du, 1u))),
-              hn::Set(du, 0x38000000u)));
-  // Below 2^-14: adding 0.5 lets the FPU round the significand into place
-  // (round to nearest even); the result's low bits are the F16 subnormal.
-  const auto sub = hn::Sub(hn::BitCast(du, hn::Add(hn::BitCast(df, absu), hn::Set(df, 0.5f))),
-                           hn::Set(du, 0x3F000000u));
-  auto r = hn::IfThenElse(hn::RebindMask(du, hn::Lt(abs, hn::Set(di, 0x38800000))), sub, normal);
-  r = hn::IfThenElse(hn::RebindMask(du, hn::Gt(abs, hn::Set(di, 0x477FEFFF))), hn::Set(du, 0x7C00u), r);
-  const auto nan = hn::Or(hn::Set(du, 0x7E00u), hn::And(hn::ShiftRight<13>(absu), hn::Set(du, 0x3FFu)));
-  r = hn::IfThenElse(hn::RebindMask(du, hn::Gt(abs, hn::Set(di, 0x7F800000))), nan, r);
-  return hn::BitCast(di, hn::Or(r, sign));
-}
-#endif
-
-// Non-temporal stores (kStream) skip the read-for-ownership of every output
-// line, the largest cost of a kernel whose output is well beyond the caches.
-// Only on AVX2 and wider and only for whole vectors of 16 bytes or more (x86's
-// Stream writes a whole register); the caller guarantees alignment.
-#if HWY_TARGET <= HWY_AVX2
-inline constexpr bool kCanStream = true;
-#else
-inline constexpr bool kCanStream = false;
-#endif
-// Below this many output bytes per call the consumer likely still finds the
-// output cached (the GGUF kernels' threshold).
-inline constexpr std::size_t kStreamMinBytes = std::size_t{8} << 20;
-
-// Whether to stream an output of out_bytes at `out` whose contiguous runs start
-// every pitch_bytes (rows, blocks): every run must start on a cache line.
-HWY_INLINE bool UseStream(const void* out, std::size_t out_bytes, std::size_t pitch_bytes) {
-  return kCanStream && out_bytes >= kStreamMinBytes &&
-         reinterpret_cast<std::uintptr_t>(out) % 64 == 0 && pitch_bytes % 64 == 0;
-}
-
-// Calls f.template operator()<kStream>(), then orders the non-temporal stores
-// before whatever follows (the pipeline hands the output to another thread).
-template <class F>
-HWY_INLINE void WithStream(bool stream, F&& f) {
-  if (kCanStream && stream) {
-    f.template operator()<kCanStream>();
-    hwy::FlushStream();
-  } else {
-    f.template operator()<false>();
-  }
-}
-
-template <bool kStream, class D>
-HWY_INLINE void Put(D d, hn::Vec<D> v, hn::TFromD<D>* p) {
-  if constexpr (kStream && kCanStream && hn::MaxLanes(D()) * sizeof(hn::TFromD<D>) >= 16) {
-    hn::Stream(v, d, p);
-  } else {
-    hn::StoreU(v, d, p);
-  }
+  return simd::Bf16Code<kMayNaN>(df, v);
 }
 
 // Stores Lanes(df) f32 results to out + i (elements of the output type).
@@ -163,12 +53,7 @@ HWY_INLINE void StoreOut(DF df, hn::Vec<DF> v, void* out, std::size_t i) {
       const hn::Rebind<std::int16_t, DF> di16;
       Put<kStream>(d16, hn::BitCast(d16, hn::DemoteTo(di16, Bf16Bits<kMayNaN>(df, v))), dst);
     } else {
-#if MNEME_QUANT_HAVE_F16C
-      const hn::Rebind<hwy::float16_t, DF> dh;
-      Put<kStream>(d16, hn::BitCast(d16, hn::DemoteTo(dh, v)), dst);
-#else
-      Put<kStream>(d16, hn::DemoteTo(d16, F16Bits(df, v)), dst);
-#endif
+      Put<kStream>(d16, simd::F16Codes(df, v), dst);
     }
   }
 }

@@ -27,7 +27,11 @@ void Decoder::init(const TensorInfo& t, const OutputTensor& o) {
 
 // Companions are small (GPTQ's scales and zeros are ~1/50 of its 4-bit
 // weights at group 128): read whole, synchronously, on the decode thread.
-void Decoder::load_scheme(const Catalog& catalog, const TensorInfo& t) {
+bool Decoder::needs_companion(const Companion& c) {
+  return c.role != "quant_state" && c.role != "weight_format";  // those served detection
+}
+
+void Decoder::load_scheme(const TensorInfo& t) {
   Decoder& d = *this;
   namespace q = kernels::quant;
   if (t.encoding == Encoding::plain || t.encoding == Encoding::gguf_blocks) {
@@ -35,19 +39,6 @@ void Decoder::load_scheme(const Catalog& catalog, const TensorInfo& t) {
   }
   const QuantInfo& qi = t.quant;
   d.companions.resize(qi.companions.size());
-  for (std::size_t i = 0; i < qi.companions.size(); ++i) {
-    const Companion& comp = qi.companions[i];
-    if (comp.role == "quant_state" || comp.role == "weight_format") {
-      continue;  // used at detection
-    }
-    Source& src = *catalog.sources.at(comp.data.source);
-    if (src.sequential()) {
-      fail(ErrorKind::unsupported,
-           "tensor \"" + printable(t.name) + "\": quantized weights need a random-access source");
-    }
-    d.companions[i].resize(comp.data.length);
-    src.read_at(comp.data.offset, d.companions[i]);
-  }
   const auto bytes = [&](std::string_view role) -> q::Bytes {
     for (std::size_t i = 0; i < qi.companions.size(); ++i) {
       if (qi.companions[i].role == role) {

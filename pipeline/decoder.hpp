@@ -46,9 +46,13 @@ struct Decoder {
   // Picks the kernel that turns `t` into `o` (no I/O). Throws
   // Error{unsupported} when no kernel converts the types.
   void init(const TensorInfo& t, const OutputTensor& o);
-  // Reads a quantized scheme's companions whole through their sources and
-  // validates the kernel parameters; nothing for other encodings.
-  void load_scheme(const Catalog& catalog, const TensorInfo& t);
+  // The companions `t` needs read whole before its first chunk decodes (the
+  // run's reader coroutines read them into `companions`, one per entry of
+  // t.quant.companions; those not needed stay empty).
+  static bool needs_companion(const Companion& c);
+  // Validates a quantized scheme's kernel parameters over the companions
+  // already in `companions`; nothing for other encodings. No I/O.
+  void load_scheme(const TensorInfo& t);
   // Decodes chunk `c` from its input bytes into `out`: the chunk's own
   // output span, or for an assembled output the whole tensor.
   void decode(const Chunk& c, const std::byte* input, std::span<std::byte> out) const;

@@ -24,6 +24,8 @@
 #include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "mneme/error.hpp"
@@ -88,6 +90,10 @@ class Run {
 
  private:
   asio::awaitable<void> read_lane(Lane& lane);
+  // Reads the companions of `output` (scales, zeros...) into its decoder
+  // before its first chunk is handed out; later callers wait for the first.
+  // False when the run is stopping.
+  asio::awaitable<bool> read_companions(std::uint32_t output);
   void decode(Job job);
   void decode_chunk(Job& job);
   void inflate_output(Job& job);
@@ -112,6 +118,11 @@ class Run {
   std::unique_ptr<Decoder[]> decoders_;
   std::vector<std::atomic<std::uint64_t>> remaining_;     // chunks left per output
   std::vector<Lane> lanes_;                               // one per source
+  // Companions per output (io thread): not read, being read, read (or failed).
+  enum class CompanionState : std::uint8_t { none, reading, read, failed };
+  std::vector<CompanionState> companion_state_;
+  std::vector<std::uint64_t> companion_bytes_;
+  std::vector<std::unique_ptr<asio::steady_timer>> companion_ready_;  // cancelled when read
   std::vector<std::vector<std::size_t>> inflate_chunks_;  // per inflating output, in order
 
   // Input buffer slots (io thread).
@@ -171,6 +182,7 @@ asio::awaitable<void> Run::read_lane(Lane& lane) {
     const Chunk& c = plan_.chunks[index];
     Source& src = *catalog_.sources.at(c.input.source);
     const OutputTensor& o = plan_.outputs[c.output];
+    if (!co_await read_companions(c.output)) co_return;
     Job job{index, nullptr, -1};
     if (o.materialize) {
       // Read whole by the decoder (read_tensor_bytes); no buffer slot.
@@ -276,6 +288,7 @@ void Run::decode_chunk(Job& job) {
       release_whole(d.whole.out_bytes);
     }
     d.release_companions();  // every chunk of this output is done
+    asio::post(io_, [this, n = companion_bytes_[c.output]] { held_bytes_ -= n; });
     sink_.tensor_done(c.output);
   }
 }
@@ -385,12 +398,61 @@ void Run::inflate_output(Job& job) {
 // The first chunk of an output to arrive reads its companions and, for an
 // assembled output, acquires the whole tensor from the sink; later chunks of
 // it wait here until that is done.
+asio::awaitable<bool> Run::read_companions(std::uint32_t output) {
+  const TensorInfo& t = catalog_.tensors.at(plan_.outputs[output].source_tensor);
+  auto& state = companion_state_[output];
+  if (state == CompanionState::read) co_return true;
+  if (state == CompanionState::failed) co_return false;
+  if (state == CompanionState::none &&
+      (t.encoding == Encoding::plain || t.encoding == Encoding::gguf_blocks ||
+       t.quant.companions.empty())) {
+    state = CompanionState::read;
+    co_return true;
+  }
+  if (state == CompanionState::reading) {
+    boost::system::error_code ec;  // operation_aborted: the reader is done
+    co_await companion_ready_[output]->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_return state == CompanionState::read;
+  }
+  state = CompanionState::reading;
+  companion_ready_[output] = std::make_unique<asio::steady_timer>(io_, asio::steady_timer::time_point::max());
+  Decoder& d = decoders_[output];
+  std::uint64_t bytes = 0;
+  try {
+    d.companions.resize(t.quant.companions.size());
+    for (std::size_t i = 0; i < t.quant.companions.size(); ++i) {
+      const Companion& comp = t.quant.companions[i];
+      if (!Decoder::needs_companion(comp)) continue;
+      Source& src = *catalog_.sources.at(comp.data.source);
+      if (src.sequential()) {
+        fail(ErrorKind::unsupported, "tensor \"" + printable(t.name) +
+                                         "\": quantized weights need a random-access source");
+      }
+      d.companions[i].resize(comp.data.length);
+      bytes += comp.data.length;
+      held_bytes_ += comp.data.length;
+      stats_.peak_buffer_bytes = std::max(stats_.peak_buffer_bytes, held_bytes_);
+      co_await src.async_read_at(comp.data.offset, d.companions[i]);
+      stats_.bytes_read += comp.data.length;
+    }
+  } catch (...) {
+    held_bytes_ -= bytes;
+    state = CompanionState::failed;
+    companion_ready_[output]->cancel();
+    throw;
+  }
+  companion_bytes_[output] = bytes;
+  state = CompanionState::read;
+  companion_ready_[output]->cancel();
+  co_return true;
+}
+
 void Run::prepare(const Chunk& c, Decoder& d) {
   std::lock_guard lock(d.mutex);
   if (d.ready.load(std::memory_order_relaxed)) return;
   const OutputTensor& o = plan_.outputs[c.output];
   const TensorInfo& t = catalog_.tensors.at(o.source_tensor);
-  d.load_scheme(catalog_, t);
+  d.load_scheme(t);
   if (o.assembled) {
     d.whole = Chunk{c.output, Extent{}, 0, o.bytes, t.element_count()};
     d.whole_out = sink_.acquire(d.whole);
@@ -441,6 +503,9 @@ RunStats Run::execute() {
 
   // Kernels per output (quantized schemes finish preparing on first use).
   decoders_ = std::make_unique<Decoder[]>(plan_.outputs.size());
+  companion_state_.assign(plan_.outputs.size(), CompanionState::none);
+  companion_bytes_.assign(plan_.outputs.size(), 0);
+  companion_ready_.resize(plan_.outputs.size());
   for (std::size_t i = 0; i < plan_.outputs.size(); ++i) {
     const auto& o = plan_.outputs[i];
     const TensorInfo& t = catalog_.tensors.at(o.source_tensor);

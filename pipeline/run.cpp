@@ -31,6 +31,7 @@
 #include "mneme/error.hpp"
 #include "mneme/pipeline.hpp"
 #include "pipeline/buffers.hpp"
+#include "io/sources.hpp"
 #include "pipeline/decoder.hpp"
 #include "src/formats/inflate.hpp"
 #include "src/formats/npz.hpp"
@@ -60,7 +61,40 @@ struct Job {
   // for the job to end before it reads on.
   Lane* lane = nullptr;
   std::uint64_t read = 0;  // source bytes the decoder read itself
+  // A materialized tensor: its stored bytes (the zip member around it, when it
+  // has one), read by the reader from source offset stored_at.
+  std::shared_ptr<std::vector<std::byte>> stored;
+  std::uint64_t stored_at = 0;
 };
+
+// The stored bytes a materialized tensor's normalisation reads: its extent,
+// widened to its whole zip member (whose CRC-32 is checked).
+std::pair<std::uint64_t, std::uint64_t> stored_range(const TensorInfo& t) {
+  std::uint64_t lo = t.data.offset;
+  std::uint64_t hi = t.data.offset + t.data.length;  // the parser checked both against size()
+  if (const auto& m = t.layout.zip_member) {
+    lo = std::min(lo, m->offset);
+    hi = std::max(hi, m->offset + m->length);
+  }
+  return {lo, hi - lo};
+}
+
+// A materialized tensor in C order, little-endian, from the stored bytes the
+// reader brought (no I/O: read_tensor_bytes reads them from memory).
+std::vector<std::byte> normalise_stored(const Catalog& cat, std::size_t index,
+                                        const std::vector<std::byte>& stored, std::uint64_t at) {
+  const TensorInfo& t = cat.tensors.at(index);
+  Catalog one;
+  one.format = cat.format;
+  one.sources.push_back(make_memory_source(cat.sources.at(t.data.source)->name(),
+                                           std::span<const std::byte>(stored)));
+  TensorInfo copy = t;
+  copy.data.source = 0;
+  copy.data.offset -= at;
+  if (copy.layout.zip_member) copy.layout.zip_member->offset -= at;
+  one.tensors.push_back(std::move(copy));
+  return read_tensor_bytes(one, 0);
+}
 
 // Chunks of one source, in plan order; random-access sources are read by
 // several coroutines at once, sequential ones by exactly one. An inflating
@@ -185,7 +219,19 @@ asio::awaitable<void> Run::read_lane(Lane& lane) {
     if (!co_await read_companions(c.output)) co_return;
     Job job{index, nullptr, -1};
     if (o.materialize) {
-      // Read whole by the decoder (read_tensor_bytes); no buffer slot.
+      // Read whole here, normalised by the decoder from memory; no buffer slot.
+      const auto [at, length] = stored_range(catalog_.tensors.at(o.source_tensor));
+      job.stored = std::make_shared<std::vector<std::byte>>(length);
+      job.stored_at = at;
+      job.held = length;
+      held_bytes_ += job.held;
+      stats_.peak_buffer_bytes = std::max(stats_.peak_buffer_bytes, held_bytes_);
+      try {
+        co_await src.async_read_at(at, *job.stored);
+      } catch (...) {
+        held_bytes_ -= job.held;
+        throw;
+      }
     } else if (o.inflate) {
       // The decoder reads the compressed stream itself; the slot is its
       // working memory (Run::inflate_output).
@@ -221,7 +267,7 @@ asio::awaitable<void> Run::read_lane(Lane& lane) {
     stats_.bytes_read += c.input.length;
     // A decoder that reads a sequential source itself must have it alone and
     // in order: this lane waits until that job has ended.
-    const bool wait = (o.materialize || o.inflate) && src.sequential();
+    const bool wait = o.inflate && src.sequential();
     if (wait) job.lane = &lane;
     ++jobs_in_flight_;
     decode_node_->try_put(job);
@@ -275,7 +321,9 @@ void Run::decode_chunk(Job& job) {
     ~Held() { run.release_whole(bytes); }
   } held{*this};
   if (plan_.outputs[c.output].materialize) {
-    whole = read_tensor_bytes(catalog_, plan_.outputs[c.output].source_tensor);
+    whole = normalise_stored(catalog_, plan_.outputs[c.output].source_tensor, *job.stored,
+                             job.stored_at);
+    job.stored.reset();  // the normalised copy is all the decode needs
     held.bytes = whole.size();
     hold_whole(held.bytes);
     job.input = whole.data();
@@ -465,8 +513,8 @@ void Run::prepare(const Chunk& c, Decoder& d) {
 
 void Run::job_finished(const Job& job, std::uint64_t bytes_out) {
   --jobs_in_flight_;
+  held_bytes_ -= job.held;
   if (job.slot >= 0) {
-    held_bytes_ -= job.held;
     slots_->try_send(boost::system::error_code{}, job.slot);  // fails only once closed
   }
   stats_.bytes_read += job.read;

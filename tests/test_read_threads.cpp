@@ -83,3 +83,43 @@ TEST_CASE("no source read runs on a decode thread: GPTQ weights and their compan
     CHECK(readers.ids.count(id) == 0);
   }
 }
+
+TEST_CASE("no source read runs on a decode thread: a Fortran-order NPY tensor read whole", "[pipeline][threads]") {
+  // A 3 x 4 F32 array stored column-major: the planner materializes it.
+  const auto dir = test::scratch_dir("read-threads-npy");
+  std::string header = "{'descr': '<f4', 'fortran_order': True, 'shape': (3, 4), }";
+  header.append(64 - (10 + header.size() + 1) % 64, ' ');
+  header += '\n';
+  std::string file = std::string("\x93NUMPY\x01\x00", 8);
+  file += static_cast<char>(header.size() & 0xFF);
+  file += static_cast<char>(header.size() >> 8);
+  file += header;
+  for (int col = 0; col < 4; ++col) {
+    for (int row = 0; row < 3; ++row) {
+      const float v = static_cast<float>(row * 4 + col);
+      file.append(reinterpret_cast<const char*>(&v), 4);
+    }
+  }
+  std::ofstream(dir / "a.npy", std::ios::binary) << file;
+
+  boost::asio::io_context io(1);
+  Catalog cat = open_catalog({(dir / "a.npy").string()}, io.get_executor());
+  REQUIRE(cat.tensors.size() == 1);
+  REQUIRE(!cat.tensors[0].layout.trivial());
+  Threads readers, decoders;
+  for (auto& s : cat.sources) s = std::make_shared<RecordingSource>(s, readers);
+  const Plan plan = make_plan(cat, {});
+  REQUIRE(plan.outputs.at(0).materialize);
+  RecordingSink sink(decoders);
+  run_pipeline(io, cat, plan, sink, {.threads = 2});
+  for (const auto& id : decoders.ids) {
+    CHECK(readers.ids.count(id) == 0);
+  }
+  const auto& t = sink.tensors().at(0);
+  REQUIRE(t.bytes == 48);
+  for (int i = 0; i < 12; ++i) {
+    float v = 0;
+    std::memcpy(&v, t.data.get() + 4 * i, 4);
+    CHECK(v == static_cast<float>(i));  // row-major now
+  }
+}

@@ -28,10 +28,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "io/sources.hpp"
 #include "mneme/error.hpp"
 #include "mneme/pipeline.hpp"
 #include "pipeline/buffers.hpp"
-#include "io/sources.hpp"
 #include "pipeline/decoder.hpp"
 #include "src/formats/inflate.hpp"
 #include "src/formats/npz.hpp"
@@ -463,7 +463,8 @@ asio::awaitable<bool> Run::read_companions(std::uint32_t output) {
     co_return state == CompanionState::read;
   }
   state = CompanionState::reading;
-  companion_ready_[output] = std::make_unique<asio::steady_timer>(io_, asio::steady_timer::time_point::max());
+  companion_ready_[output] =
+      std::make_unique<asio::steady_timer>(io_, asio::steady_timer::time_point::max());
   Decoder& d = decoders_[output];
   std::uint64_t bytes = 0;
   try {
@@ -473,8 +474,8 @@ asio::awaitable<bool> Run::read_companions(std::uint32_t output) {
       if (!Decoder::needs_companion(comp)) continue;
       Source& src = *catalog_.sources.at(comp.data.source);
       if (src.sequential()) {
-        fail(ErrorKind::unsupported, "tensor \"" + printable(t.name) +
-                                         "\": quantized weights need a random-access source");
+        fail(ErrorKind::unsupported,
+             "tensor \"" + printable(t.name) + "\": quantized weights need a random-access source");
       }
       d.companions[i].resize(comp.data.length);
       bytes += comp.data.length;

@@ -26,7 +26,8 @@ class WatchingSink : public MemorySink {
     int seen = max_in_flight_.load();
     while (now > seen && !max_in_flight_.compare_exchange_weak(seen, now)) {
     }
-    const auto limit = tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism);
+    const auto limit =
+        tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism);
     if (limit != outside_) changed_limit_ = true;
     return MemorySink::acquire(chunk);
   }
@@ -70,10 +71,12 @@ TEST_CASE("a plan can select tensors: the others are neither read nor delivered"
   REQUIRE(one.tensors.size() == 1);
   CHECK(one.tensors[0].name == wanted);
   CHECK(one.stats.bytes_read < all.stats.bytes_read);
-  CHECK(std::memcmp(one.tensors[0].data.get(), all.tensors[1].data.get(), one.tensors[0].bytes) == 0);
+  CHECK(std::memcmp(one.tensors[0].data.get(), all.tensors[1].data.get(), one.tensors[0].bytes) ==
+        0);
 }
 
-TEST_CASE("two runs in one process keep their own concurrency and set nothing process-wide", "[load][concurrency]") {
+TEST_CASE("two runs in one process keep their own concurrency and set nothing process-wide",
+          "[load][concurrency]") {
   const LoadedModel reference = load_model({kSample}, {.to = OutType::bf16, .threads = 1});
   const auto run = [&](unsigned threads, WatchingSink& sink) {
     boost::asio::io_context io(1);

@@ -28,7 +28,8 @@ struct Threads {
 // Delegates to a file source, with no zero-copy view, recording who reads.
 class RecordingSource : public Source {
  public:
-  RecordingSource(SourcePtr inner, Threads& readers) : inner_(std::move(inner)), readers_(readers) {}
+  RecordingSource(SourcePtr inner, Threads& readers)
+      : inner_(std::move(inner)), readers_(readers) {}
   const std::string& name() const override { return inner_->name(); }
   std::optional<std::uint64_t> size() const override { return inner_->size(); }
   bool sequential() const override { return inner_->sequential(); }
@@ -37,7 +38,8 @@ class RecordingSource : public Source {
     readers_.add();
     inner_->read_at(offset, dst);
   }
-  boost::asio::awaitable<void> async_read_at(std::uint64_t offset, std::span<std::byte> dst) override {
+  boost::asio::awaitable<void> async_read_at(std::uint64_t offset,
+                                             std::span<std::byte> dst) override {
     readers_.add();
     co_await inner_->async_read_at(offset, dst);
   }
@@ -65,7 +67,8 @@ class RecordingSink : public MemorySink {
 
 }  // namespace
 
-TEST_CASE("no source read runs on a decode thread: GPTQ weights and their companions", "[pipeline][threads]") {
+TEST_CASE("no source read runs on a decode thread: GPTQ weights and their companions",
+          "[pipeline][threads]") {
   const auto model = std::filesystem::path(MNEME_SOURCE_DIR) / "fixtures" / "samples" / "gptq";
   boost::asio::io_context io(1);
   Catalog cat = open_catalog({model.string()}, io.get_executor());
@@ -75,7 +78,8 @@ TEST_CASE("no source read runs on a decode thread: GPTQ weights and their compan
   for (auto& s : cat.sources) s = std::make_shared<RecordingSource>(s, readers);
   const Plan plan = make_plan(cat, {.to = OutType::bf16, .max_chunk_bytes = 4096});
   RecordingSink sink(decoders);
-  const RunStats stats = run_pipeline(io, cat, plan, sink, {.threads = 2, .budget_bytes = 64 << 10});
+  const RunStats stats =
+      run_pipeline(io, cat, plan, sink, {.threads = 2, .budget_bytes = 64 << 10});
   CHECK(stats.bytes_read == cat.total_data_bytes());  // companions included
   REQUIRE(!readers.ids.empty());
   REQUIRE(!decoders.ids.empty());
@@ -84,7 +88,8 @@ TEST_CASE("no source read runs on a decode thread: GPTQ weights and their compan
   }
 }
 
-TEST_CASE("no source read runs on a decode thread: a Fortran-order NPY tensor read whole", "[pipeline][threads]") {
+TEST_CASE("no source read runs on a decode thread: a Fortran-order NPY tensor read whole",
+          "[pipeline][threads]") {
   // A 3 x 4 F32 array stored column-major: the planner materializes it.
   const auto dir = test::scratch_dir("read-threads-npy");
   std::string header = "{'descr': '<f4', 'fortran_order': True, 'shape': (3, 4), }";

@@ -226,7 +226,6 @@ struct ToF16 {
 
 // ---- the driver ----------------------------------------------------------------
 
-
 template <class Src, class Dst, bool kStream>
 HWY_INLINE void Block(DU du, const typename Src::T* HWY_RESTRICT in,
                       typename Dst::T* HWY_RESTRICT out) {
@@ -317,7 +316,6 @@ void F64ToBf16Kernel(const void* HWY_RESTRICT in, void* HWY_RESTRICT out, size_t
 void F64ToF16Kernel(const void* HWY_RESTRICT in, void* HWY_RESTRICT out, size_t n) {
   Run<FromF64<F64Rounding::kOddForF16>, ToF16>(in, out, n);
 }
-
 
 }  // namespace mneme::kernels::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();

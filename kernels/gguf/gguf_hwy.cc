@@ -59,11 +59,13 @@ namespace simd = mneme::kernels::simd::HWY_NAMESPACE;
 template <bool kMayNaN>
 HWY_INLINE hn::Vec<DU16> Bf16Bits(VF v) {
   // A logical shift: the codes stay non-negative for the saturating demote.
-  return hn::DemoteTo(DU16(),
-                      hn::BitCast(DI(), hn::ShiftRight<16>(simd::Bf16InUpperHalf<kMayNaN>(DF(), v))));
+  return hn::DemoteTo(
+      DU16(), hn::BitCast(DI(), hn::ShiftRight<16>(simd::Bf16InUpperHalf<kMayNaN>(DF(), v))));
 }
 
-HWY_INLINE hn::Vec<DU16> F16Bits(VF v) { return simd::F16Codes(DF(), v); }
+HWY_INLINE hn::Vec<DU16> F16Bits(VF v) {
+  return simd::F16Codes(DF(), v);
+}
 
 // Where and how outputs are written: the output type, and whether to use
 // non-temporal stores (for outputs much larger than the caches, where they

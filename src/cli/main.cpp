@@ -447,9 +447,9 @@ bool is_activation_scale(const std::string& name) {
 // but those scales, counted in `dropped`. Unset for other models.
 std::function<bool(const TensorInfo&)> without_activation_scales(const Catalog& cat,
                                                                  std::size_t& dropped) {
-  const bool fp8 =
-      std::any_of(cat.tensors.begin(), cat.tensors.end(),
-                  [](const TensorInfo& t) { return t.encoding == Encoding::fp8_scaled; });
+  const bool fp8 = std::any_of(cat.tensors.begin(), cat.tensors.end(), [](const TensorInfo& t) {
+    return t.encoding == Encoding::fp8_scaled;
+  });
   if (!fp8) {
     return {};
   }

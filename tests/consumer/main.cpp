@@ -12,7 +12,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    const mneme::LoadedModel m = mneme::load_model({argv[1]}, {.to = mneme::OutType::bf16, .threads = 2});
+    const mneme::LoadedModel m =
+        mneme::load_model({argv[1]}, {.to = mneme::OutType::bf16, .threads = 2});
     for (const auto& t : m.tensors) {
       std::uint64_t elements = 1;
       for (auto d : t.shape) elements *= d;

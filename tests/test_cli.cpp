@@ -17,6 +17,7 @@
 #include <fstream>
 #include <thread>
 
+#include "gguf_builder.hpp"
 #include "mneme/error.hpp"
 #include "mneme/formats.hpp"
 #include "src/formats/safetensors_writer.hpp"
@@ -657,20 +658,14 @@ TEST_CASE(
   const auto dir = test::scratch_dir("cli-gguf-splits");
   // A GGUF with split.count (u16, as llama.cpp writes it) and one F32 tensor.
   const auto split = [](std::uint16_t no, std::uint16_t count, const std::string& tensor) {
-    std::string b = "GGUF";
-    const auto u32 = [&](std::uint32_t v) { b.append(reinterpret_cast<const char*>(&v), 4); };
-    const auto u64 = [&](std::uint64_t v) { b.append(reinterpret_cast<const char*>(&v), 8); };
-    const auto str = [&](const std::string& s) {
-      u64(s.size());
-      b += s;
-    };
-    u32(3), u64(1), u64(2);
-    str("split.no"), u32(2), b.append(reinterpret_cast<const char*>(&no), 2);
-    str("split.count"), u32(2), b.append(reinterpret_cast<const char*>(&count), 2);
-    str(tensor), u32(1), u64(8), u32(0), u64(0);
-    b.append((32 - b.size() % 32) % 32, '\0');
-    b.append(32, '\0');
-    return b;
+    test::GgufBuilder b;
+    b.header(1, 2);
+    b.str("split.no"), b.u32(2), b.raw(&no, 2);
+    b.str("split.count"), b.u32(2), b.raw(&count, 2);
+    b.tensor(tensor, {8}, 0, 0);
+    b.align();
+    b.data(32, '\0');
+    return b.bytes;
   };
   std::ofstream(dir / "m-00001-of-00003.gguf", std::ios::binary) << split(0, 3, "a");
   std::ofstream(dir / "m-00003-of-00003.gguf", std::ios::binary) << split(2, 3, "c");

@@ -115,32 +115,40 @@ void plan_streamed(const TensorInfo& t, OutputTensor& out, Builder& b) {
       break;
     case Encoding::gguf_blocks: {
       const auto info = kernels::gguf::block_info(t.gguf_type);
-      if (!info) bad("unknown GGUF type");
+      if (!info) {
+        bad("unknown GGUF type");
+      }
       unit_elems = info->elements;
       unit_bytes = info->bytes;
       break;
     }
     case Encoding::fp8_scaled:
     case Encoding::bnb_int8:
-      if (!matrix) bad("must be 2-D");
+      if (!matrix) {
+        bad("must be 2-D");
+      }
       unit_elems = unit_bytes = t.shape[1];  // whole rows
       break;
     case Encoding::gptq:  // packed words hold 32 / bits consecutive input rows of one column
-      if (!matrix || (t.quant.bits != 4 && t.quant.bits != 8))
+      if (!matrix || (t.quant.bits != 4 && t.quant.bits != 8)) {
         bad("not a 4/8-bit [out, in] matrix");
+      }
       unit_elems = checked_mul(t.shape[0], 32 / t.quant.bits, "unit");
       unit_bytes = checked_mul(t.shape[0], 4, "unit");
       out.assembled = true;
       break;
     case Encoding::awq:  // one input row: out / 8 words
-      if (!matrix || t.shape[0] % 8 != 0) bad("not a 4-bit [out, in] matrix");
+      if (!matrix || t.shape[0] % 8 != 0) {
+        bad("not a 4-bit [out, in] matrix");
+      }
       unit_elems = t.shape[0];
       unit_bytes = t.shape[0] / 2;
       out.assembled = true;
       break;
     case Encoding::bnb4:  // whole blocks; two codes per byte, the last block may be short
-      if (t.quant.block_size == 0 || t.quant.block_size % 2 != 0)
+      if (t.quant.block_size == 0 || t.quant.block_size % 2 != 0) {
         bad("odd bitsandbytes block size");
+      }
       unit_elems = t.quant.block_size;
       unit_bytes = t.quant.block_size / 2;
       break;
@@ -194,7 +202,9 @@ std::function<bool(const TensorInfo&)> select_names(std::vector<std::string> nam
 }
 
 Plan make_plan(const Catalog& catalog, const PlanOptions& options) {
-  if (options.max_chunk_bytes < 64) fail(ErrorKind::limit, "chunk size below 64 bytes");
+  if (options.max_chunk_bytes < 64) {
+    fail(ErrorKind::limit, "chunk size below 64 bytes");
+  }
   Builder b{options, {}, std::vector<std::vector<Chunk>>(catalog.sources.size())};
   Plan& plan = b.plan;
   plan.outputs.reserve(catalog.tensors.size());
@@ -234,7 +244,9 @@ Plan make_plan(const Catalog& catalog, const PlanOptions& options) {
   plan.chunks.reserve(total);
   for (std::size_t round = 0; plan.chunks.size() < total; ++round) {
     for (const auto& chunks : per_source) {
-      if (round < chunks.size()) plan.chunks.push_back(chunks[round]);
+      if (round < chunks.size()) {
+        plan.chunks.push_back(chunks[round]);
+      }
     }
   }
   return std::move(plan);

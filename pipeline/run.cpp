@@ -91,7 +91,9 @@ std::vector<std::byte> normalise_stored(const Catalog& cat, std::size_t index,
   TensorInfo copy = t;
   copy.data.source = 0;
   copy.data.offset -= at;
-  if (copy.layout.zip_member) copy.layout.zip_member->offset -= at;
+  if (copy.layout.zip_member) {
+    copy.layout.zip_member->offset -= at;
+  }
   one.tensors.push_back(std::move(copy));
   return read_tensor_bytes(one, 0);
 }
@@ -150,8 +152,8 @@ class Run {
   unsigned threads_;
 
   std::unique_ptr<Decoder[]> decoders_;
-  std::vector<std::atomic<std::uint64_t>> remaining_;     // chunks left per output
-  std::vector<Lane> lanes_;                               // one per source
+  std::vector<std::atomic<std::uint64_t>> remaining_;  // chunks left per output
+  std::vector<Lane> lanes_;                            // one per source
   // Companions per output (io thread): not read, being read, read (or failed).
   enum class CompanionState : std::uint8_t { none, reading, read, failed };
   std::vector<CompanionState> companion_state_;
@@ -199,14 +201,18 @@ class Run {
 void Run::record_error(std::exception_ptr e) {
   {
     std::lock_guard lock(error_mutex_);
-    if (!error_) error_ = e;
+    if (!error_) {
+      error_ = e;
+    }
   }
   stop_.store(true);
   // Wake readers waiting for a buffer or a job; they see the closed channel
   // and leave.
   asio::post(io_, [this] {
     slots_->close();
-    for (auto& lane : lanes_) lane.done->close();
+    for (auto& lane : lanes_) {
+      lane.done->close();
+    }
   });
 }
 
@@ -236,7 +242,9 @@ asio::awaitable<void> Run::read_lane(Lane& lane) {
       // The decoder reads the compressed stream itself; the slot is its
       // working memory (Run::inflate_output).
       auto [ec, slot] = co_await slots_->async_receive(asio::as_tuple(asio::use_awaitable));
-      if (ec) co_return;  // closed: the run is stopping
+      if (ec) {
+        co_return;  // closed: the run is stopping
+      }
       job.slot = slot;
       job.held = o.inflate_buffer_bytes;
       held_bytes_ += job.held;
@@ -245,35 +253,46 @@ asio::awaitable<void> Run::read_lane(Lane& lane) {
       job.input = base + c.input.offset;  // parser checked the extent against size()
     } else {
       auto [ec, slot] = co_await slots_->async_receive(asio::as_tuple(asio::use_awaitable));
-      if (ec) co_return;  // closed: the run is stopping
+      if (ec) {
+        co_return;  // closed: the run is stopping
+      }
       job.slot = slot;
       job.held = c.input.length;
       std::byte* buf = region_.data() + static_cast<std::size_t>(slot) * slot_bytes_;
       held_bytes_ += job.held;
       stats_.peak_buffer_bytes = std::max(stats_.peak_buffer_bytes, held_bytes_);
-      if (reads_in_flight_++ == 0) io_busy_since_ = Clock::now();
+      if (reads_in_flight_++ == 0) {
+        io_busy_since_ = Clock::now();
+      }
       try {
         co_await src.async_read_at(c.input.offset, {buf, c.input.length});
       } catch (...) {
-        if (--reads_in_flight_ == 0)
+        if (--reads_in_flight_ == 0) {
           stats_.io_busy_seconds += seconds(Clock::now() - io_busy_since_);
+        }
         held_bytes_ -= job.held;
         slots_->try_send(boost::system::error_code{}, slot);
         throw;
       }
-      if (--reads_in_flight_ == 0) stats_.io_busy_seconds += seconds(Clock::now() - io_busy_since_);
+      if (--reads_in_flight_ == 0) {
+        stats_.io_busy_seconds += seconds(Clock::now() - io_busy_since_);
+      }
       job.input = buf;
     }
     stats_.bytes_read += c.input.length;
     // A decoder that reads a sequential source itself must have it alone and
     // in order: this lane waits until that job has ended.
     const bool wait = o.inflate && src.sequential();
-    if (wait) job.lane = &lane;
+    if (wait) {
+      job.lane = &lane;
+    }
     ++jobs_in_flight_;
     decode_node_->try_put(job);
     if (wait) {
       auto [ec] = co_await lane.done->async_receive(asio::as_tuple(asio::use_awaitable));
-      if (ec) co_return;  // closed: the run is stopping
+      if (ec) {
+        co_return;  // closed: the run is stopping
+      }
     }
   }
 }
@@ -285,7 +304,9 @@ void Run::decode(Job job) {
     const auto start = Clock::now();
     {
       std::lock_guard lock(decode_mutex_);
-      if (decoding_++ == 0) decode_idle_ += start - decode_idle_since_;
+      if (decoding_++ == 0) {
+        decode_idle_ += start - decode_idle_since_;
+      }
     }
     try {
       if (plan_.outputs[c.output].inflate) {
@@ -301,7 +322,9 @@ void Run::decode(Job job) {
     decode_ns_ += static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(end - start).count());
     std::lock_guard lock(decode_mutex_);
-    if (--decoding_ == 0) decode_idle_since_ = end;
+    if (--decoding_ == 0) {
+      decode_idle_since_ = end;
+    }
   }
   asio::post(io_, [this, job, produced] { job_finished(job, produced); });
 }
@@ -309,11 +332,14 @@ void Run::decode(Job job) {
 void Run::decode_chunk(Job& job) {
   const Chunk& c = plan_.chunks[job.chunk];
   Decoder& d = decoders_[c.output];
-  if (!d.ready.load(std::memory_order_acquire)) prepare(c, d);
+  if (!d.ready.load(std::memory_order_acquire)) {
+    prepare(c, d);
+  }
   const bool assembled = plan_.outputs[c.output].assembled;
   std::span<std::byte> out = assembled ? d.whole_out : sink_.acquire(c);
-  if (!assembled && out.size() != c.out_bytes)
+  if (!assembled && out.size() != c.out_bytes) {
     fail(ErrorKind::io, "sink gave an output span of the wrong size");
+  }
   std::vector<std::byte> whole;
   struct Held {
     Run& run;
@@ -329,7 +355,9 @@ void Run::decode_chunk(Job& job) {
     job.input = whole.data();
   }
   d.decode(c, job.input, out);
-  if (!assembled) sink_.commit(c, out);
+  if (!assembled) {
+    sink_.commit(c, out);
+  }
   if (remaining_[c.output].fetch_sub(1) == 1) {
     if (assembled) {
       sink_.commit(d.whole, d.whole_out);
@@ -376,8 +404,12 @@ void Run::inflate_output(Job& job) {
   }
   // Next compressed piece, once the current one is used up.
   const auto refill = [&] {
-    if (in_used < in_len || job.read == t.data.length) return;
-    if (stopped()) fail(ErrorKind::cancelled, "the run is stopping");
+    if (in_used < in_len || job.read == t.data.length) {
+      return;
+    }
+    if (stopped()) {
+      fail(ErrorKind::cancelled, "the run is stopping");
+    }
     in_len = std::min(o.inflate_piece_bytes, t.data.length - job.read);
     src.read_at(t.data.offset + job.read, {work, in_len});
     in = work;
@@ -399,7 +431,9 @@ void Run::inflate_output(Job& job) {
   // Inflates into the whole of dst.
   const auto fill = [&](std::span<std::byte> dst) {
     while (!dst.empty()) {
-      if (inf.finished()) fail(ErrorKind::parse, what + ": deflate stream ends early");
+      if (inf.finished()) {
+        fail(ErrorKind::parse, what + ": deflate stream ends early");
+      }
       dst = dst.subspan(step(dst));
     }
   };
@@ -416,11 +450,14 @@ void Run::inflate_output(Job& job) {
   const auto& chunks = inflate_chunks_[first.output];
   const std::size_t in_item = dtype_size(t.dtype);
   for (std::size_t k = 0; k < chunks.size(); ++k) {
-    if (stopped()) return;
+    if (stopped()) {
+      return;
+    }
     const Chunk& c = plan_.chunks[chunks[k]];
     std::span<std::byte> out = sink_.acquire(c);
-    if (out.size() != c.out_bytes)
+    if (out.size() != c.out_bytes) {
       fail(ErrorKind::io, "sink gave an output span of the wrong size");
+    }
     if (d.convert) {
       const std::span<std::byte> elements(scratch, c.elements * in_item);
       fill(elements);
@@ -432,14 +469,18 @@ void Run::inflate_output(Job& job) {
       // The rest of the member, then the stream's end: exact sizes, CRC-32.
       skip(layout.inflated_size - layout.inflated_offset - t.byte_size());
       std::byte probe[64];  // Inflater fails if the stream yields more
-      while (!inf.finished()) step(probe);
+      while (!inf.finished()) {
+        step(probe);
+      }
       if (layout.zip_member) {
         zip::check_crc(src, layout.zip_member->name, layout.zip_member->crc32, crc, what);
       }
     }
     sink_.commit(c, out);
     asio::post(io_, [this, n = c.out_bytes] { chunk_done(n); });
-    if (remaining_[c.output].fetch_sub(1) == 1) sink_.tensor_done(c.output);
+    if (remaining_[c.output].fetch_sub(1) == 1) {
+      sink_.tensor_done(c.output);
+    }
   }
 }
 
@@ -449,8 +490,12 @@ void Run::inflate_output(Job& job) {
 asio::awaitable<bool> Run::read_companions(std::uint32_t output) {
   const TensorInfo& t = catalog_.tensors.at(plan_.outputs[output].source_tensor);
   auto& state = companion_state_[output];
-  if (state == CompanionState::read) co_return true;
-  if (state == CompanionState::failed) co_return false;
+  if (state == CompanionState::read) {
+    co_return true;
+  }
+  if (state == CompanionState::failed) {
+    co_return false;
+  }
   if (state == CompanionState::none &&
       (t.encoding == Encoding::plain || t.encoding == Encoding::gguf_blocks ||
        t.quant.companions.empty())) {
@@ -471,7 +516,9 @@ asio::awaitable<bool> Run::read_companions(std::uint32_t output) {
     d.companions.resize(t.quant.companions.size());
     for (std::size_t i = 0; i < t.quant.companions.size(); ++i) {
       const Companion& comp = t.quant.companions[i];
-      if (!Decoder::needs_companion(comp)) continue;
+      if (!Decoder::needs_companion(comp)) {
+        continue;
+      }
       Source& src = *catalog_.sources.at(comp.data.source);
       if (src.sequential()) {
         fail(ErrorKind::unsupported,
@@ -498,15 +545,18 @@ asio::awaitable<bool> Run::read_companions(std::uint32_t output) {
 
 void Run::prepare(const Chunk& c, Decoder& d) {
   std::lock_guard lock(d.mutex);
-  if (d.ready.load(std::memory_order_relaxed)) return;
+  if (d.ready.load(std::memory_order_relaxed)) {
+    return;
+  }
   const OutputTensor& o = plan_.outputs[c.output];
   const TensorInfo& t = catalog_.tensors.at(o.source_tensor);
   d.load_scheme(t);
   if (o.assembled) {
     d.whole = Chunk{c.output, Extent{}, 0, o.bytes, t.element_count()};
     d.whole_out = sink_.acquire(d.whole);
-    if (d.whole_out.size() != o.bytes)
+    if (d.whole_out.size() != o.bytes) {
       fail(ErrorKind::io, "sink gave an output span of the wrong size");
+    }
     hold_whole(o.bytes);
   }
   d.ready.store(true, std::memory_order_release);
@@ -519,8 +569,12 @@ void Run::job_finished(const Job& job, std::uint64_t bytes_out) {
     slots_->try_send(boost::system::error_code{}, job.slot);  // fails only once closed
   }
   stats_.bytes_read += job.read;
-  if (job.lane) job.lane->done->try_send(boost::system::error_code{});  // fails only once closed
-  if (bytes_out) chunk_done(bytes_out);
+  if (job.lane) {
+    job.lane->done->try_send(boost::system::error_code{});  // fails only once closed
+  }
+  if (bytes_out) {
+    chunk_done(bytes_out);
+  }
   maybe_finish();
 }
 
@@ -537,13 +591,17 @@ void Run::chunk_done(std::uint64_t bytes_out) {
 }
 
 void Run::reader_finished(std::exception_ptr e) {
-  if (e) record_error(e);
+  if (e) {
+    record_error(e);
+  }
   --readers_alive_;
   maybe_finish();
 }
 
 void Run::maybe_finish() {
-  if (readers_alive_ == 0 && jobs_in_flight_ == 0) guard_.reset();
+  if (readers_alive_ == 0 && jobs_in_flight_ == 0) {
+    guard_.reset();
+  }
 }
 
 RunStats Run::execute() {
@@ -574,7 +632,9 @@ RunStats Run::execute() {
   // inflating output is one job (its first chunk) that takes a buffer slot
   // as working memory even from a contiguous source.
   lanes_.resize(catalog_.sources.size());
-  for (auto& lane : lanes_) lane.done = std::make_unique<DoneChannel>(io_, 1);
+  for (auto& lane : lanes_) {
+    lane.done = std::make_unique<DoneChannel>(io_, 1);
+  }
   inflate_chunks_.resize(plan_.outputs.size());
   std::size_t buffered_chunks = 0;
   for (std::size_t i = 0; i < plan_.chunks.size(); ++i) {
@@ -606,12 +666,14 @@ RunStats Run::execute() {
     });
     std::uint64_t at = 0;
     for (std::size_t i : list) {
-      if (plan_.chunks[i].out_offset != at)
+      if (plan_.chunks[i].out_offset != at) {
         fail(ErrorKind::limit, "plan: chunks of an inflating output leave gaps");
+      }
       at += plan_.chunks[i].out_bytes;
     }
-    if (!list.empty() && at != plan_.outputs[o].bytes)
+    if (!list.empty() && at != plan_.outputs[o].bytes) {
       fail(ErrorKind::limit, "plan: chunks of an inflating output do not cover it");
+    }
   }
   std::size_t slot_count = 0;
   slots_ = std::make_unique<SlotChannel>(io_, 0);
@@ -628,14 +690,17 @@ RunStats Run::execute() {
     region_ = pipeline::HugeRegion(slot_count * slot_bytes_);
     stats_.buffer_capacity = slot_count * slot_bytes_;
     slots_ = std::make_unique<SlotChannel>(io_, slot_count);
-    for (std::size_t s = 0; s < slot_count; ++s)
+    for (std::size_t s = 0; s < slot_count; ++s) {
       slots_->try_send(boost::system::error_code{}, static_cast<int>(s));
+    }
   }
 
   try {
     sink_.begin(catalog_, plan_);
     for (std::size_t i = 0; i < plan_.outputs.size(); ++i) {
-      if (plan_.outputs[i].chunk_count == 0) sink_.tensor_done(i);
+      if (plan_.outputs[i].chunk_count == 0) {
+        sink_.tensor_done(i);
+      }
     }
   } catch (...) {
     sink_.abort();
@@ -660,7 +725,9 @@ RunStats Run::execute() {
   // Readers: one per sequential lane, several per random-access lane.
   guard_.emplace(io_.get_executor());
   for (auto& lane : lanes_) {
-    if (lane.chunks.empty()) continue;
+    if (lane.chunks.empty()) {
+      continue;
+    }
     const Source& src = *catalog_.sources[plan_.chunks[lane.chunks.front()].input.source];
     const std::size_t readers = src.sequential()   ? 1
                                 : src.contiguous() ? 1

@@ -70,7 +70,10 @@ HWY_INLINE hn::Vec<hn::RebindToSigned<DF>> Bf16Code(DF df, hn::Vec<DF> v) {
 
 // F32 bits -> the F16 code in the low 16 bits of u32 lanes (f16_from_f32):
 // IEEE round to nearest even, overflow to Inf, gradual underflow, NaN kept
-// quiet. Integer only: no dependence on the rounding mode or FTZ/DAZ.
+// quiet. The subnormal range uses one float add under the default rounding
+// mode (round to nearest even), which nothing in mneme changes; FTZ/DAZ do not
+// matter (see below). An all-integer variable-shift version cost 8 s more to
+// compile per kernel family for the same bits.
 template <class DU>
 HWY_INLINE hn::Vec<DU> F16Code(DU du, hn::Vec<DU> bits) {
   const hn::RebindToSigned<DU> di;
@@ -83,18 +86,12 @@ HWY_INLINE hn::Vec<DU> F16Code(DU du, hn::Vec<DU> bits) {
   const auto lsb = hn::And(hn::ShiftRight<13>(abs), hn::Set(du, 1u));
   const auto normal = hn::ShiftRight<13>(
       hn::Sub(hn::Add(abs, hn::Add(hn::Set(du, 0xFFFu), lsb)), hn::Set(du, 0x38000000u)));
-  // Subnormal F16: full significand shifted right by 126 - exp (14..24), RNE.
-  // Clamping to [14, 25] keeps shift counts defined for the lanes that are
-  // selected away; 25 also rounds every smaller value (and F32 zero and
-  // subnormals) to zero, since the significand is below half of 2^25.
-  const auto exp = hn::BitCast(di, hn::ShiftRight<23>(abs));
-  const auto shift = hn::BitCast(
-      du, hn::Min(hn::Max(hn::Sub(hn::Set(di, 126), exp), hn::Set(di, 14)), hn::Set(di, 25)));
-  const auto mant = hn::Or(hn::And(abs, hn::Set(du, 0x7FFFFFu)), hn::Set(du, 0x800000u));
-  const auto one = hn::Set(du, 1u);
-  const auto half_minus_1 = hn::Sub((one << hn::Sub(shift, one)), one);
-  const auto kept_lsb = hn::And((mant >> shift), one);
-  const auto sub = (hn::Add(hn::Add(mant, half_minus_1), kept_lsb) >> shift);
+  // Subnormal F16 (below 2^-14): adding 0.5f aligns the F16 subnormal ulp
+  // (2^-24) with the F32 ulp, so the FPU's round to nearest even rounds the
+  // significand into place; F32 subnormals (flushed or not) give zero.
+  const hn::RebindToFloat<DU> df;
+  const auto sub = hn::Sub(hn::BitCast(du, hn::Add(hn::BitCast(df, abs), hn::Set(df, 0.5f))),
+                           hn::Set(du, 0x3F000000u));
   const auto nan =
       hn::Or(hn::Set(du, 0x7E00u), hn::And(hn::ShiftRight<13>(abs), hn::Set(du, 0x3FFu)));
 

@@ -1,4 +1,5 @@
 #include "mneme/pipeline.hpp"
+#include "mneme/sinks.hpp"
 #include "pipeline/buffers.hpp"
 
 namespace mneme {

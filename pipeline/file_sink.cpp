@@ -1,4 +1,5 @@
 #include "mneme/pipeline.hpp"
+#include "mneme/sinks.hpp"
 #include "pipeline/buffers.hpp"
 #include "src/formats/gguf_writer.hpp"
 #include "src/formats/safetensors_writer.hpp"

@@ -1,6 +1,7 @@
 #include <memory>
 
 #include "mneme/pipeline.hpp"
+#include "mneme/sinks.hpp"
 
 namespace mneme {
 

@@ -10,6 +10,7 @@
 
 #include "mneme/formats.hpp"
 #include "mneme/pipeline.hpp"
+#include "mneme/sinks.hpp"
 #include "src/formats/npz.hpp"
 #include "test_support.hpp"
 

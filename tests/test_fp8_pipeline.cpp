@@ -11,6 +11,7 @@
 #include "mneme/error.hpp"
 #include "mneme/formats.hpp"
 #include "mneme/pipeline.hpp"
+#include "mneme/sinks.hpp"
 #include "src/formats/safetensors_writer.hpp"
 #include "test_support.hpp"
 

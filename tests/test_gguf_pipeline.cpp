@@ -13,6 +13,7 @@
 #include "mneme/error.hpp"
 #include "mneme/formats.hpp"
 #include "mneme/pipeline.hpp"
+#include "mneme/sinks.hpp"
 #include "test_support.hpp"
 
 using namespace mneme;

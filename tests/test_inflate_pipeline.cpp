@@ -19,6 +19,7 @@
 #include "mneme/error.hpp"
 #include "mneme/formats.hpp"
 #include "mneme/pipeline.hpp"
+#include "mneme/sinks.hpp"
 #include "src/formats/npz.hpp"
 #include "src/formats/pth.hpp"
 #include "test_support.hpp"

@@ -15,6 +15,7 @@
 #include "mneme/error.hpp"
 #include "mneme/formats.hpp"
 #include "mneme/pipeline.hpp"
+#include "mneme/sinks.hpp"
 #include "src/formats/safetensors_writer.hpp"
 #include "src/schemes/detect.hpp"
 #include "test_support.hpp"

@@ -10,6 +10,7 @@
 
 #include "mneme/formats.hpp"
 #include "mneme/pipeline.hpp"
+#include "mneme/sinks.hpp"
 #include "test_support.hpp"
 
 using namespace mneme;

@@ -15,6 +15,7 @@
 
 #include "mneme/formats.hpp"
 #include "mneme/pipeline.hpp"
+#include "mneme/sinks.hpp"
 
 namespace mneme {
 

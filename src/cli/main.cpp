@@ -20,6 +20,7 @@
 #include "mneme/error.hpp"
 #include "mneme/formats.hpp"
 #include "mneme/pipeline.hpp"
+#include "mneme/sinks.hpp"
 #include "src/cli/args.hpp"
 #include "src/formats/output_path.hpp"
 #include "src/schemes/detect.hpp"

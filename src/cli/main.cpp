@@ -100,7 +100,11 @@ std::string duration_text(double secs) {
 // prints next on stderr calls end_line() first.
 class Progress {
  public:
-  explicit Progress(bool enabled) : enabled_(enabled), start_(std::chrono::steady_clock::now()) {}
+  // Draws from now on, when `enabled` (a run is starting).
+  void start(bool enabled) {
+    enabled_ = enabled;
+    start_ = std::chrono::steady_clock::now();
+  }
   void update(std::uint64_t done, std::uint64_t total) {
     if (!enabled_) {
       return;
@@ -136,17 +140,17 @@ class Progress {
   }
 
  private:
-  bool enabled_;
+  bool enabled_ = false;
   bool open_ = false;
   std::chrono::steady_clock::time_point start_, last_{};
 };
 
-Progress* g_progress = nullptr;
+// One bar for the process: it outlives the command, so the error reports in
+// main() can still end its line.
+Progress g_progress;
 
 void warn(const std::string& text) {
-  if (g_progress) {
-    g_progress->end_line();
-  }
+  g_progress.end_line();
   std::cerr << "mneme: warning: " << text << "\n";
 }
 
@@ -202,18 +206,19 @@ Catalog open_model(const cli::Args& a, boost::asio::io_context& io, bool lenient
 
 // --- inspect -------------------------------------------------------------------
 
-bool is_float(DType t) {
-  return t == DType::f32 || t == DType::f16 || t == DType::bf16 || t == DType::f64;
-}
-
-// What `remember` would write at BF16: float and quantized tensors as BF16,
-// everything else (integers, bool) at its stored size.
-std::uint64_t remembered_bf16_bytes(const Catalog& cat) {
-  std::uint64_t n = 0;
-  for (const auto& t : cat.tensors) {
-    n += t.encoding != Encoding::plain || is_float(t.dtype) ? t.element_count() * 2 : t.byte_size();
+// What `remember` would write at BF16: the plan's output size (float and
+// quantized tensors as BF16, everything else as stored). Planning reads
+// nothing; tensors held whole are not capped here, only sized. Empty when the
+// model could not be planned (remember would say why).
+std::optional<std::uint64_t> remembered_bf16_bytes(const Catalog& cat) {
+  PlanOptions p;
+  p.to = OutType::bf16;
+  p.max_materialize_bytes = ~std::uint64_t{0};
+  try {
+    return make_plan(cat, p).total_out;
+  } catch (const Error&) {
+    return std::nullopt;
   }
-  return n;
 }
 
 int inspect(const cli::Args& a, boost::asio::io_context& io) {
@@ -228,7 +233,7 @@ int inspect(const cli::Args& a, boost::asio::io_context& io) {
     ++e.first;
     e.second += t.data.length;
   }
-  const std::uint64_t bf16_bytes = remembered_bf16_bytes(cat);
+  const std::optional<std::uint64_t> bf16_bytes = remembered_bf16_bytes(cat);
   if (a.json) {
     json::object root;
     root["format"] = std::string(format_name(cat.format));
@@ -242,7 +247,11 @@ int inspect(const cli::Args& a, boost::asio::io_context& io) {
     root["sources"] = std::move(sources);
     root["tensor_count"] = cat.tensors.size();
     root["total_bytes"] = cat.total_data_bytes();
-    root["bf16_bytes"] = bf16_bytes;
+    if (bf16_bytes) {
+      root["bf16_bytes"] = *bf16_bytes;
+    } else {
+      root["bf16_bytes"] = nullptr;
+    }
     json::object dtypes;
     for (const auto& [name, e] : by_dtype) {
       dtypes[name] = json::object{{"count", e.first}, {"bytes", e.second}};
@@ -291,9 +300,12 @@ int inspect(const cli::Args& a, boost::asio::io_context& io) {
   std::cout << " (" << cat.sources.size() << " source" << (cat.sources.size() == 1 ? "" : "s")
             << ")\n";
   std::cout << "tensors  " << cat.tensors.size() << ", "
-            << human_bytes(static_cast<double>(cat.total_data_bytes())) << " stored, "
-            << human_bytes(static_cast<double>(bf16_bytes))
-            << " remembered as BF16 (float and quantized tensors converted, others as stored)\n";
+            << human_bytes(static_cast<double>(cat.total_data_bytes())) << " stored";
+  if (bf16_bytes) {
+    std::cout << ", " << human_bytes(static_cast<double>(*bf16_bytes))
+              << " remembered as BF16 (float and quantized tensors converted, others as stored)";
+  }
+  std::cout << "\n";
   for (const auto& [name, e] : by_dtype) {
     std::cout << "  " << name << ": " << e.first << " tensor" << (e.first == 1 ? "" : "s") << ", "
               << human_bytes(static_cast<double>(e.second)) << "\n";
@@ -507,9 +519,8 @@ int transfer(const cli::Args& a, boost::asio::io_context& io, Job job) {
       fail(ErrorKind::limit, std::string(e.what()) + "; --budget SIZE raises the cap");
     }
   }();
-  Progress progress(!a.quiet && ::isatty(STDERR_FILENO));
-  g_progress = &progress;
-  const RunOptions opts = run_options(a, progress);
+  g_progress.start(!a.quiet && ::isatty(STDERR_FILENO));
+  const RunOptions opts = run_options(a, g_progress);
   RunStats stats;
   if (job == Job::load) {
     DiscardSink sink;
@@ -576,16 +587,12 @@ int main(int argc, char** argv) {
     }
     return flush_stdout(status);
   } catch (const cli::UsageError& e) {
-    if (g_progress) {
-      g_progress->end_line();
-    }
+    g_progress.end_line();
     std::cerr << "mneme: " << e.what() << "\n"
               << "Try 'mneme " << (command.empty() ? "" : command + " ") << "--help'.\n";
     return 2;
   } catch (const mneme::Error& e) {
-    if (g_progress) {
-      g_progress->end_line();
-    }
+    g_progress.end_line();
     if (g_signal != 0) {
       std::cerr << "mneme: interrupted (" << (g_signal == SIGINT ? "SIGINT" : "SIGTERM")
                 << "); nothing written\n";
@@ -594,15 +601,11 @@ int main(int argc, char** argv) {
     std::cerr << "mneme: " << mneme::to_string(e.kind()) << " error: " << e.what() << "\n";
     return 1;
   } catch (const std::bad_alloc&) {
-    if (g_progress) {
-      g_progress->end_line();
-    }
+    g_progress.end_line();
     std::cerr << "mneme: limit error: out of memory\n";
     return 1;
   } catch (const std::exception& e) {
-    if (g_progress) {
-      g_progress->end_line();
-    }
+    g_progress.end_line();
     std::cerr << "mneme: error: " << e.what() << "\n";
     return 1;
   }

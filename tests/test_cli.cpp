@@ -492,6 +492,18 @@ TEST_CASE("item 14: directories of .bin, NPZ or GGUF splits open; missing shards
     INFO(r.out);
     CHECK(r.status == 0);
     CHECK(r.out.find("format   pth") != std::string::npos);
+    // With pytorch_model.bin.index.json the directory is read through it: an
+    // index naming a tensor the shard lacks is refused.
+    boost::asio::io_context io;
+    const Catalog cat =
+        open_catalog({(dir / "bin" / "pytorch_model.bin").string()}, io.get_executor());
+    std::string map = R"({"weight_map": {"not.in.the.shard": "pytorch_model.bin")";
+    for (const auto& t : cat.tensors) map += ", \"" + t.name + "\": \"pytorch_model.bin\"";
+    std::ofstream(dir / "bin" / "pytorch_model.bin.index.json") << map << "}}";
+    const auto indexed = test::run(mneme_cmd(cli, "inspect " + shq(dir / "bin") + " 2>&1"));
+    INFO(indexed.out);
+    CHECK(indexed.status == 1);
+    CHECK(indexed.out.find("not.in.the.shard") != std::string::npos);
   }
   SECTION("NPZ files") {
     const auto npz = test::fixtures_root() / "npz" / "gemma_scope_small.npz";

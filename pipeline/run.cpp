@@ -1,10 +1,17 @@
 // The run: reader coroutines on one io_context feed a oneTBB flow graph whose
 // decode node writes straight into sink-owned memory.
 //
-// Threads: the calling thread runs the io_context (every reader coroutine and
-// all bookkeeping below marked "io thread"); `threads` TBB workers run the
-// kernels. Input buffers are slots of one preallocated region; a slot goes
-// back to the readers as soon as its kernel ends (the backpressure).
+// Threads: a thread of the run's own drives the io_context: every reader
+// coroutine, every source read, and all bookkeeping below marked "io
+// thread". The decode node runs in the run's arena of `threads` (the calling
+// thread one of them) and never reads a source: it decodes bytes the readers
+// brought (Codec::decode) or feeds them to a TensorStream.
+//
+// Memory: everything the run holds is counted against one budget (Budget,
+// io thread): input buffer slots while occupied, each output's companions,
+// assembled tensor, stream state and conversion scratch while it is in
+// flight. Each reservation waits for room; a tensor whose own needs exceed
+// the budget is refused before any read.
 #include <tbb/flow_graph.h>
 #include <tbb/info.h>
 #include <tbb/task_arena.h>
@@ -12,14 +19,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
-#include <deque>
+#include <list>
 #include <mutex>
 #include <new>
 #include <thread>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/io_context.hpp>
@@ -28,14 +34,12 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "io/sources.hpp"
 #include "mneme/error.hpp"
 #include "mneme/pipeline.hpp"
 #include "pipeline/buffers.hpp"
-#include "pipeline/decoder.hpp"
-#include "src/formats/inflate.hpp"
-#include "src/formats/npz.hpp"
-#include "src/formats/zip.hpp"
+#include "pipeline/plan_detail.hpp"
+#include "src/formats/tensor_stream.hpp"
+#include "src/schemes/codec.hpp"
 
 namespace mneme {
 namespace {
@@ -44,67 +48,117 @@ namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 using SlotChannel = asio::experimental::channel<void(boost::system::error_code, int)>;
 using DoneChannel = asio::experimental::channel<void(boost::system::error_code)>;
-using pipeline::Decoder;
 
 double seconds(Clock::duration d) {
   return std::chrono::duration<double>(d).count();
 }
 
-struct Lane;
+// Bytes held against the run's budget (io thread). A reservation that does
+// not fit waits; waiters are served first-fit in arrival order, so that a
+// large reservation never holds back the small ones that let the run move.
+class Budget {
+ public:
+  Budget(asio::io_context& io, std::uint64_t limit) : io_(io), limit_(limit) {}
+  std::uint64_t limit() const { return limit_; }
+  std::uint64_t held() const { return held_; }
+  std::uint64_t peak() const { return peak_; }
 
-struct Job {
-  std::size_t chunk = 0;  // for an inflating output, its first chunk
-  const std::byte* input = nullptr;
-  int slot = -1;           // input buffer slot, -1 for zero-copy input
-  std::uint64_t held = 0;  // bytes of the slot counted against the budget
-  // A decoder that reads through a sequential source itself: its lane waits
-  // for the job to end before it reads on.
-  Lane* lane = nullptr;
-  std::uint64_t read = 0;  // source bytes the decoder read itself
-  // A materialized tensor: its stored bytes (the zip member around it, when it
-  // has one), read by the reader from source offset stored_at.
-  std::shared_ptr<std::vector<std::byte>> stored;
-  std::uint64_t stored_at = 0;
+  // True once `bytes` are held; false when the run stopped first.
+  asio::awaitable<bool> reserve(std::uint64_t bytes) {
+    if (!closed_ && held_ + bytes <= limit_) {
+      take(bytes);
+      co_return true;
+    }
+    asio::steady_timer wake(io_, asio::steady_timer::time_point::max());
+    auto waiter = waiters_.insert(waiters_.end(), Waiter{bytes, &wake, false});
+    boost::system::error_code ec;
+    co_await wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    const bool granted = waiter->granted;
+    waiters_.erase(waiter);
+    co_return granted;
+  }
+  void release(std::uint64_t bytes) {
+    held_ -= bytes;
+    for (auto& w : waiters_) {
+      if (!w.granted && !closed_ && held_ + w.bytes <= limit_) {
+        take(w.bytes);
+        w.granted = true;
+        w.wake->cancel();
+      }
+    }
+  }
+  // The run is stopping: every waiter leaves empty-handed.
+  void close() {
+    closed_ = true;
+    for (auto& w : waiters_) {
+      w.wake->cancel();
+    }
+  }
+
+ private:
+  struct Waiter {
+    std::uint64_t bytes;
+    asio::steady_timer* wake;
+    bool granted;
+  };
+  void take(std::uint64_t bytes) {
+    held_ += bytes;
+    peak_ = std::max(peak_, held_);
+  }
+  asio::io_context& io_;
+  std::uint64_t limit_;
+  std::uint64_t held_ = 0;
+  std::uint64_t peak_ = 0;
+  bool closed_ = false;
+  std::list<Waiter> waiters_;
 };
 
-// The stored bytes a materialized tensor's normalisation reads: its extent,
-// widened to its whole zip member (whose CRC-32 is checked).
-std::pair<std::uint64_t, std::uint64_t> stored_range(const TensorInfo& t) {
-  std::uint64_t lo = t.data.offset;
-  std::uint64_t hi = t.data.offset + t.data.length;  // the parser checked both against size()
-  if (const auto& m = t.layout.zip_member) {
-    lo = std::min(lo, m->offset);
-    hi = std::max(hi, m->offset + m->length);
-  }
-  return {lo, hi - lo};
-}
+struct Job {
+  std::size_t chunk = 0;  // for a stream piece, the output's first chunk
+  const std::byte* input = nullptr;
+  std::uint64_t length = 0;  // stream pieces: bytes at `input`
+  bool piece = false;        // a piece of a stream output
+  bool last_piece = false;
+  int slot = -1;           // input buffer slot, -1 for zero-copy input
+  std::uint64_t held = 0;  // budget bytes the job's input holds
+};
 
-// A materialized tensor in C order, little-endian, from the stored bytes the
-// reader brought (no I/O: read_tensor_bytes reads them from memory).
-std::vector<std::byte> normalise_stored(const Catalog& cat, std::size_t index,
-                                        const std::vector<std::byte>& stored, std::uint64_t at) {
-  const TensorInfo& t = cat.tensors.at(index);
-  Catalog one;
-  one.format = cat.format;
-  one.sources.push_back(make_memory_source(cat.sources.at(t.data.source)->name(),
-                                           std::span<const std::byte>(stored)));
-  TensorInfo copy = t;
-  copy.data.source = 0;
-  copy.data.offset -= at;
-  if (copy.layout.zip_member) {
-    copy.layout.zip_member->offset -= at;
-  }
-  one.tensors.push_back(std::move(copy));
-  return read_tensor_bytes(one, 0);
-}
+// Per output: its codec, and what its first chunk prepares (io thread) for
+// all of them: the budget it holds, its companions, its assembled tensor or
+// its stream.
+struct OutputRun {
+  std::unique_ptr<Codec> codec;
+  std::atomic<std::uint64_t> remaining{0};  // work chunks left
+
+  enum class State : std::uint8_t { none, opening, open, failed };
+  State state = State::none;                   // io thread
+  std::unique_ptr<asio::steady_timer> opened;  // cancelled once open (or failed)
+  std::uint64_t reserved = 0;                  // budget held until the output is done
+  std::vector<std::vector<std::byte>> companions;
+
+  // Assembled outputs: the whole tensor as one chunk, and the sink memory
+  // (acquired by the first decode: sinks are called on decode threads only).
+  Chunk whole;
+  std::once_flag whole_acquired;
+  std::span<std::byte> whole_out;
+
+  // Stream outputs: the stream, its chunks in order, the one being filled.
+  std::unique_ptr<TensorStream> stream;
+  std::unique_ptr<DoneChannel> piece_done;  // the previous piece's job ended
+  std::vector<std::size_t> stream_chunks;
+  std::size_t filling = 0;
+  std::uint64_t filled = 0;
+  std::span<std::byte> fill_out;
+  std::vector<std::byte> scratch;
+  bool last_ready = false;  // the last chunk is full, held back until the stream's end checks
+};
 
 // Chunks of one source, in plan order; random-access sources are read by
-// several coroutines at once, sequential ones by exactly one. An inflating
-// output appears once, as its first chunk.
+// several coroutines at once, sequential ones by exactly one. A stream output
+// appears once, as its first chunk.
 struct Lane {
   std::vector<std::size_t> chunks;
   std::size_t next = 0;
-  std::unique_ptr<DoneChannel> done;  // a self-reading job on this lane ended
 };
 
 class Run {
@@ -114,28 +168,40 @@ class Run {
       : io_(io),
         catalog_(catalog),
         plan_(plan),
+        detail_(*plan.detail),
         sink_(sink),
         opt_(opt),
         // At most the cores TBB may use: its worker pool (cores - 1, plus the
         // calling thread) is all a run can have without a process-wide setting.
         threads_(std::clamp(opt.threads ? opt.threads : std::thread::hardware_concurrency(), 1u,
                             static_cast<unsigned>(std::max(1, tbb::info::default_concurrency())))),
-        remaining_(plan.outputs.size()) {}
+        outputs_(plan.outputs.size()) {}
 
   RunStats execute();
 
  private:
+  void prepare_outputs();
+  std::uint64_t choose_budget();
+  void make_slots(std::uint64_t budget);
   asio::awaitable<void> read_lane(Lane& lane);
-  // Reads the companions of `output` (scales, zeros...) into its decoder
-  // before its first chunk is handed out; later callers wait for the first.
+  asio::awaitable<void> read_stream(std::uint32_t output);
+  // Input for chunk `c` (a buffer slot holding its bytes, or a pointer into a
+  // contiguous source); false when the run is stopping.
+  asio::awaitable<bool> read_input(const Extent& in, Job& job);
+  // Prepares `output` for its chunks when its first one is reached: budget,
+  // companions, assembled tensor, stream. Later callers wait for the first.
   // False when the run is stopping.
-  asio::awaitable<bool> read_companions(std::uint32_t output);
+  asio::awaitable<bool> open_output(std::uint32_t output);
+  void submit(Job job);
   void decode(Job job);
-  void decode_chunk(Job& job);
-  void inflate_output(Job& job);
-  void chunk_done(std::uint64_t bytes_out);  // io thread
-  void prepare(const Chunk& c, Decoder& d);
+  void decode_chunk(const Job& job);
+  void decode_piece(const Job& job);
+  void fill(std::uint32_t output, std::span<const std::byte> elements);
+  void deliver(std::uint32_t output, std::size_t chunk, std::span<std::byte> out);
+  void work_done(std::uint32_t output);
+  void release_input(const Job& job);                           // io thread
   void job_finished(const Job& job, std::uint64_t bytes_out);  // io thread
+  void chunk_done(std::uint64_t bytes_out);                    // io thread
   void reader_finished(std::exception_ptr e);                  // io thread
   void maybe_finish();                                         // io thread
   void record_error(std::exception_ptr e);
@@ -143,29 +209,32 @@ class Run {
     return stop_.load(std::memory_order_relaxed) ||
            (opt_.cancel && opt_.cancel->load(std::memory_order_relaxed));
   }
+  void check_stopped() const {
+    if (stopped()) {
+      fail(ErrorKind::cancelled, "the run is stopping");
+    }
+  }
+  const TensorInfo& tensor(std::uint32_t output) const {
+    return catalog_.tensors.at(plan_.outputs[output].source_tensor);
+  }
 
   asio::io_context& io_;
   const Catalog& catalog_;
   const Plan& plan_;
+  const PlanDetail& detail_;
   Sink& sink_;
   const RunOptions& opt_;
   unsigned threads_;
 
-  std::unique_ptr<Decoder[]> decoders_;
-  std::vector<std::atomic<std::uint64_t>> remaining_;  // chunks left per output
-  std::vector<Lane> lanes_;                            // one per source
-  // Companions per output (io thread): not read, being read, read (or failed).
-  enum class CompanionState : std::uint8_t { none, reading, read, failed };
-  std::vector<CompanionState> companion_state_;
-  std::vector<std::uint64_t> companion_bytes_;
-  std::vector<std::unique_ptr<asio::steady_timer>> companion_ready_;  // cancelled when read
-  std::vector<std::vector<std::size_t>> inflate_chunks_;  // per inflating output, in order
+  std::vector<OutputRun> outputs_;
+  std::vector<Lane> lanes_;  // one per source
+  std::optional<Budget> budget_;
 
   // Input buffer slots (io thread).
   pipeline::HugeRegion region_;
   std::size_t slot_bytes_ = 0;
+  std::size_t slot_count_ = 0;
   std::unique_ptr<SlotChannel> slots_;
-  std::uint64_t held_bytes_ = 0;
 
   // Run state (io thread unless atomic).
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard_;
@@ -186,16 +255,8 @@ class Run {
   Clock::time_point decode_idle_since_;
   Clock::duration decode_idle_{};
   std::atomic<std::uint64_t> decode_ns_{0};
-  // Tensors held whole (assembled outputs, materialized inputs), any thread.
-  std::atomic<std::uint64_t> whole_held_{0};
-  std::atomic<std::uint64_t> whole_peak_{0};
-  void hold_whole(std::uint64_t bytes) {
-    const std::uint64_t now = whole_held_.fetch_add(bytes) + bytes;
-    std::uint64_t peak = whole_peak_.load();
-    while (now > peak && !whole_peak_.compare_exchange_weak(peak, now)) {
-    }
-  }
-  void release_whole(std::uint64_t bytes) { whole_held_.fetch_sub(bytes); }
+  std::uint64_t whole_held_ = 0;  // io thread
+  std::uint64_t whole_peak_ = 0;
 };
 
 void Run::record_error(std::exception_ptr e) {
@@ -206,99 +267,181 @@ void Run::record_error(std::exception_ptr e) {
     }
   }
   stop_.store(true);
-  // Wake readers waiting for a buffer or a job; they see the closed channel
-  // and leave.
+  // Wake readers waiting for a buffer, the budget or a job; they see the
+  // closed channel (or a refused reservation) and leave.
   asio::post(io_, [this] {
     slots_->close();
-    for (auto& lane : lanes_) {
-      lane.done->close();
+    budget_->close();
+    for (auto& o : outputs_) {
+      if (o.piece_done) {
+        o.piece_done->close();
+      }
     }
   });
+}
+
+asio::awaitable<bool> Run::read_input(const Extent& in, Job& job) {
+  Source& src = *catalog_.sources.at(in.source);
+  stats_.bytes_read += in.length;
+  if (const std::byte* base = src.contiguous()) {
+    job.input = base + in.offset;  // the parser checked the extent against size()
+    co_return true;
+  }
+  if (!co_await budget_->reserve(in.length)) {
+    co_return false;
+  }
+  job.held = in.length;
+  auto [ec, slot] = co_await slots_->async_receive(asio::as_tuple(asio::use_awaitable));
+  if (ec) {
+    budget_->release(job.held);
+    co_return false;  // closed: the run is stopping
+  }
+  job.slot = slot;
+  std::byte* buf = region_.data() + static_cast<std::size_t>(slot) * slot_bytes_;
+  if (reads_in_flight_++ == 0) {
+    io_busy_since_ = Clock::now();
+  }
+  const auto read_done = [&] {
+    if (--reads_in_flight_ == 0) {
+      stats_.io_busy_seconds += seconds(Clock::now() - io_busy_since_);
+    }
+  };
+  try {
+    co_await src.async_read_at(in.offset, {buf, in.length});
+  } catch (...) {
+    read_done();
+    budget_->release(job.held);
+    slots_->try_send(boost::system::error_code{}, slot);
+    throw;
+  }
+  read_done();
+  job.input = buf;
+  co_return true;
+}
+
+void Run::submit(Job job) {
+  ++jobs_in_flight_;
+  decode_node_->try_put(job);
 }
 
 asio::awaitable<void> Run::read_lane(Lane& lane) {
   while (!stopped() && lane.next < lane.chunks.size()) {
     const std::size_t index = lane.chunks[lane.next++];
     const Chunk& c = plan_.chunks[index];
-    Source& src = *catalog_.sources.at(c.input.source);
-    const OutputTensor& o = plan_.outputs[c.output];
-    if (!co_await read_companions(c.output)) co_return;
-    Job job{index, nullptr, -1};
-    if (o.materialize) {
-      // Read whole here, normalised by the decoder from memory; no buffer slot.
-      const auto [at, length] = stored_range(catalog_.tensors.at(o.source_tensor));
-      job.stored = std::make_shared<std::vector<std::byte>>(length);
-      job.stored_at = at;
-      job.held = length;
-      held_bytes_ += job.held;
-      stats_.peak_buffer_bytes = std::max(stats_.peak_buffer_bytes, held_bytes_);
-      try {
-        co_await src.async_read_at(at, *job.stored);
-      } catch (...) {
-        held_bytes_ -= job.held;
-        throw;
-      }
-    } else if (o.inflate) {
-      // The decoder reads the compressed stream itself; the slot is its
-      // working memory (Run::inflate_output).
-      auto [ec, slot] = co_await slots_->async_receive(asio::as_tuple(asio::use_awaitable));
-      if (ec) {
-        co_return;  // closed: the run is stopping
-      }
-      job.slot = slot;
-      job.held = o.inflate_buffer_bytes;
-      held_bytes_ += job.held;
-      stats_.peak_buffer_bytes = std::max(stats_.peak_buffer_bytes, held_bytes_);
-    } else if (const std::byte* base = src.contiguous()) {
-      job.input = base + c.input.offset;  // parser checked the extent against size()
-    } else {
-      auto [ec, slot] = co_await slots_->async_receive(asio::as_tuple(asio::use_awaitable));
-      if (ec) {
-        co_return;  // closed: the run is stopping
-      }
-      job.slot = slot;
-      job.held = c.input.length;
-      std::byte* buf = region_.data() + static_cast<std::size_t>(slot) * slot_bytes_;
-      held_bytes_ += job.held;
-      stats_.peak_buffer_bytes = std::max(stats_.peak_buffer_bytes, held_bytes_);
-      if (reads_in_flight_++ == 0) {
-        io_busy_since_ = Clock::now();
-      }
-      try {
-        co_await src.async_read_at(c.input.offset, {buf, c.input.length});
-      } catch (...) {
-        if (--reads_in_flight_ == 0) {
-          stats_.io_busy_seconds += seconds(Clock::now() - io_busy_since_);
-        }
-        held_bytes_ -= job.held;
-        slots_->try_send(boost::system::error_code{}, slot);
-        throw;
-      }
-      if (--reads_in_flight_ == 0) {
-        stats_.io_busy_seconds += seconds(Clock::now() - io_busy_since_);
-      }
-      job.input = buf;
+    if (!co_await open_output(c.output)) {
+      co_return;
     }
-    stats_.bytes_read += c.input.length;
-    // A decoder that reads a sequential source itself must have it alone and
-    // in order: this lane waits until that job has ended.
-    const bool wait = o.inflate && src.sequential();
-    if (wait) {
-      job.lane = &lane;
+    if (detail_.outputs[c.output].stream) {
+      co_await read_stream(c.output);
+      continue;
     }
-    ++jobs_in_flight_;
-    decode_node_->try_put(job);
-    if (wait) {
-      auto [ec] = co_await lane.done->async_receive(asio::as_tuple(asio::use_awaitable));
+    Job job{index};
+    if (!co_await read_input(c.input, job)) {
+      co_return;
+    }
+    submit(job);
+  }
+}
+
+// The stored bytes of a stream output, front to back, a piece at a time;
+// each piece's job is submitted once the previous one has ended (a stream
+// decodes in order), while the next piece is being read.
+asio::awaitable<void> Run::read_stream(std::uint32_t output) {
+  const PlanDetail::Output& d = detail_.outputs[output];
+  OutputRun& o = outputs_[output];
+  const Extent& in = d.stream_input;
+  bool first = true;
+  for (std::uint64_t at = 0; !stopped();) {
+    const std::uint64_t n = std::min(d.piece_bytes, in.length - at);
+    Job job{o.stream_chunks.front()};
+    job.piece = true;
+    job.length = n;
+    job.last_piece = at + n == in.length;
+    if (!co_await read_input(Extent{in.source, in.offset + at, n}, job)) {
+      co_return;
+    }
+    if (!first) {
+      auto [ec] = co_await o.piece_done->async_receive(asio::as_tuple(asio::use_awaitable));
       if (ec) {
-        co_return;  // closed: the run is stopping
+        release_input(job);  // closed: the run is stopping
+        co_return;
       }
+    }
+    submit(job);
+    first = false;
+    at += n;
+    if (job.last_piece) {
+      co_return;
     }
   }
 }
 
+asio::awaitable<bool> Run::open_output(std::uint32_t output) {
+  OutputRun& o = outputs_[output];
+  if (o.state == OutputRun::State::open) {
+    co_return true;
+  }
+  if (o.state == OutputRun::State::failed) {
+    co_return false;
+  }
+  if (o.state == OutputRun::State::opening) {
+    boost::system::error_code ec;  // operation_aborted: the opener is done
+    co_await o.opened->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_return o.state == OutputRun::State::open;
+  }
+  o.state = OutputRun::State::opening;
+  o.opened = std::make_unique<asio::steady_timer>(io_, asio::steady_timer::time_point::max());
+  const PlanDetail::Output& d = detail_.outputs[output];
+  const TensorInfo& t = tensor(output);
+  bool ok = false;
+  try {
+    ok = co_await budget_->reserve(d.hold_bytes);
+    if (ok) {
+      o.reserved = d.hold_bytes;
+      whole_held_ += d.whole_bytes;
+      whole_peak_ = std::max(whole_peak_, whole_held_);
+      // Companions: read whole, then bound to the codec (which checks them).
+      const std::vector<Extent> extents = o.codec->companions();
+      o.companions.resize(extents.size());
+      std::vector<std::span<const std::byte>> bytes;
+      for (std::size_t i = 0; i < extents.size(); ++i) {
+        Source& src = *catalog_.sources.at(extents[i].source);
+        if (src.sequential()) {
+          fail(ErrorKind::unsupported, "tensor \"" + printable(t.name) +
+                                           "\": quantized weights need a random-access source");
+        }
+        o.companions[i].resize(extents[i].length);
+        co_await src.async_read_at(extents[i].offset, o.companions[i]);
+        stats_.bytes_read += extents[i].length;
+        bytes.emplace_back(o.companions[i]);
+      }
+      if (!extents.empty()) {
+        o.codec->bind(bytes);
+      }
+      if (d.assembled) {
+        o.whole = Chunk{output, Extent{}, 0, plan_.outputs[output].bytes, t.element_count()};
+      }
+      if (d.stream) {
+        o.stream =
+            std::make_unique<TensorStream>(t, catalog_.sources.at(t.data.source)->name());
+        o.scratch.resize(d.scratch_bytes);
+        o.piece_done = std::make_unique<DoneChannel>(io_, 1);
+        if (stopped()) {
+          o.piece_done->close();
+        }
+      }
+    }
+  } catch (...) {
+    o.state = OutputRun::State::failed;
+    o.opened->cancel();
+    throw;
+  }
+  o.state = ok ? OutputRun::State::open : OutputRun::State::failed;
+  o.opened->cancel();
+  co_return ok;
+}
+
 void Run::decode(Job job) {
-  const Chunk& c = plan_.chunks[job.chunk];
   std::uint64_t produced = 0;
   if (!stopped()) {
     const auto start = Clock::now();
@@ -309,11 +452,11 @@ void Run::decode(Job job) {
       }
     }
     try {
-      if (plan_.outputs[c.output].inflate) {
-        inflate_output(job);  // every chunk of the output, each reported as it is committed
+      if (job.piece) {
+        decode_piece(job);  // commits (and reports) the chunks the piece completes
       } else {
         decode_chunk(job);
-        produced = c.out_bytes;
+        produced = plan_.chunks[job.chunk].out_bytes;
       }
     } catch (...) {
       record_error(std::current_exception());
@@ -329,248 +472,140 @@ void Run::decode(Job job) {
   asio::post(io_, [this, job, produced] { job_finished(job, produced); });
 }
 
-void Run::decode_chunk(Job& job) {
+void Run::decode_chunk(const Job& job) {
   const Chunk& c = plan_.chunks[job.chunk];
-  Decoder& d = decoders_[c.output];
-  if (!d.ready.load(std::memory_order_acquire)) {
-    prepare(c, d);
+  OutputRun& o = outputs_[c.output];
+  const bool assembled = detail_.outputs[c.output].assembled;
+  if (assembled) {
+    std::call_once(o.whole_acquired, [&] {
+      o.whole_out = sink_.acquire(o.whole);
+      if (o.whole_out.size() != o.whole.out_bytes) {
+        fail(ErrorKind::io, "sink gave an output span of the wrong size");
+      }
+    });
   }
-  const bool assembled = plan_.outputs[c.output].assembled;
-  std::span<std::byte> out = assembled ? d.whole_out : sink_.acquire(c);
+  std::span<std::byte> out = assembled ? o.whole_out : sink_.acquire(c);
   if (!assembled && out.size() != c.out_bytes) {
     fail(ErrorKind::io, "sink gave an output span of the wrong size");
   }
-  std::vector<std::byte> whole;
-  struct Held {
-    Run& run;
-    std::uint64_t bytes = 0;
-    ~Held() { run.release_whole(bytes); }
-  } held{*this};
-  if (plan_.outputs[c.output].materialize) {
-    whole = normalise_stored(catalog_, plan_.outputs[c.output].source_tensor, *job.stored,
-                             job.stored_at);
-    job.stored.reset();  // the normalised copy is all the decode needs
-    held.bytes = whole.size();
-    hold_whole(held.bytes);
-    job.input = whole.data();
-  }
-  d.decode(c, job.input, out);
+  const std::uint64_t first = c.out_offset / dtype_size(plan_.outputs[c.output].dtype);
+  o.codec->decode(first, c.elements, job.input, out);
   if (!assembled) {
     sink_.commit(c, out);
   }
-  if (remaining_[c.output].fetch_sub(1) == 1) {
-    if (assembled) {
-      sink_.commit(d.whole, d.whole_out);
-      release_whole(d.whole.out_bytes);
-    }
-    d.release_companions();  // every chunk of this output is done
-    asio::post(io_, [this, n = companion_bytes_[c.output]] { held_bytes_ -= n; });
-    sink_.tensor_done(c.output);
-  }
+  work_done(c.output);
 }
 
-// A streamed deflated member (OutputTensor::inflate): one zlib stream yields
-// the output's chunks in order, each inflated straight into the sink's memory
-// (or into the slot's scratch, then converted). Compressed bytes come from a
-// contiguous source in place, or are read synchronously through the source,
-// one piece at a time, into the front of the job's slot. The bytes before the
-// elements (an NPY header) and after them (the rest of a .pth storage) are
-// inflated and dropped. The stream's exact end (Inflater) and the member's
-// CRC-32 are checked before the last chunk is committed, so a corrupt member
-// never completes its tensor.
-void Run::inflate_output(Job& job) {
-  const Chunk& first = plan_.chunks[job.chunk];
-  const OutputTensor& o = plan_.outputs[first.output];
-  const TensorInfo& t = catalog_.tensors.at(o.source_tensor);
-  const Layout& layout = t.layout;
-  const Decoder& d = decoders_[first.output];
-  Source& src = *catalog_.sources.at(t.data.source);
-  const std::string what = "tensor \"" + printable(t.name) + "\"";
-  if (layout.inflated_offset > layout.inflated_size ||
-      layout.inflated_size - layout.inflated_offset < t.byte_size()) {
-    fail(ErrorKind::parse, what + ": elements past its inflated size");
-  }
-
-  std::byte* work = region_.data() + static_cast<std::size_t>(job.slot) * slot_bytes_;
-  std::byte* scratch = work + o.inflate_piece_bytes;  // converted outputs only
-  Inflater inf(t.data.length, layout.inflated_size);
-  std::uint32_t crc = 0;
-  const std::byte* in = nullptr;
-  std::uint64_t in_len = 0, in_used = 0;
-  if (const std::byte* base = src.contiguous()) {
-    in = base + t.data.offset;
-    in_len = t.data.length;
-    job.read = t.data.length;
-  }
-  // Next compressed piece, once the current one is used up.
-  const auto refill = [&] {
-    if (in_used < in_len || job.read == t.data.length) {
-      return;
-    }
-    if (stopped()) {
-      fail(ErrorKind::cancelled, "the run is stopping");
-    }
-    in_len = std::min(o.inflate_piece_bytes, t.data.length - job.read);
-    src.read_at(t.data.offset + job.read, {work, in_len});
-    in = work;
-    in_used = 0;
-    job.read += in_len;
-  };
-  // One step of the stream into dst; returns the bytes produced.
-  const auto step = [&](std::span<std::byte> dst) {
-    refill();
-    const auto p = inf.feed({in + in_used, in_len - in_used}, dst);
-    in_used += p.consumed;
-    if (p.consumed == 0 && p.produced == 0 && !inf.finished() && in_used == in_len &&
-        job.read == t.data.length) {
-      fail(ErrorKind::parse, what + ": deflate stream stalls");
-    }
-    crc = zip::crc32_update(crc, dst.first(p.produced));
-    return p.produced;
-  };
-  // Inflates into the whole of dst.
-  const auto fill = [&](std::span<std::byte> dst) {
-    while (!dst.empty()) {
-      if (inf.finished()) {
-        fail(ErrorKind::parse, what + ": deflate stream ends early");
-      }
-      dst = dst.subspan(step(dst));
-    }
-  };
-  const auto skip = [&](std::uint64_t n) {
-    std::byte dropped[16384];
-    while (n > 0) {
-      const std::size_t k = std::min<std::uint64_t>(n, sizeof dropped);
-      fill({dropped, k});
-      n -= k;
-    }
-  };
-
-  skip(layout.inflated_offset);
-  const auto& chunks = inflate_chunks_[first.output];
-  const std::size_t in_item = dtype_size(t.dtype);
-  for (std::size_t k = 0; k < chunks.size(); ++k) {
-    if (stopped()) {
-      return;
-    }
-    const Chunk& c = plan_.chunks[chunks[k]];
-    std::span<std::byte> out = sink_.acquire(c);
-    if (out.size() != c.out_bytes) {
-      fail(ErrorKind::io, "sink gave an output span of the wrong size");
-    }
-    if (d.convert) {
-      const std::span<std::byte> elements(scratch, c.elements * in_item);
-      fill(elements);
-      d.convert(elements.data(), out.data(), c.elements);
-    } else {
-      fill(out);
-    }
-    if (k + 1 == chunks.size()) {
-      // The rest of the member, then the stream's end: exact sizes, CRC-32.
-      skip(layout.inflated_size - layout.inflated_offset - t.byte_size());
-      std::byte probe[64];  // Inflater fails if the stream yields more
-      while (!inf.finished()) {
-        step(probe);
-      }
-      if (layout.zip_member) {
-        zip::check_crc(src, layout.zip_member->name, layout.zip_member->crc32, crc, what);
-      }
-    }
-    sink_.commit(c, out);
-    asio::post(io_, [this, n = c.out_bytes] { chunk_done(n); });
-    if (remaining_[c.output].fetch_sub(1) == 1) {
-      sink_.tensor_done(c.output);
-    }
-  }
-}
-
-// The first chunk of an output to arrive reads its companions and, for an
-// assembled output, acquires the whole tensor from the sink; later chunks of
-// it wait here until that is done.
-asio::awaitable<bool> Run::read_companions(std::uint32_t output) {
-  const TensorInfo& t = catalog_.tensors.at(plan_.outputs[output].source_tensor);
-  auto& state = companion_state_[output];
-  if (state == CompanionState::read) {
-    co_return true;
-  }
-  if (state == CompanionState::failed) {
-    co_return false;
-  }
-  if (state == CompanionState::none &&
-      (t.encoding == Encoding::plain || t.encoding == Encoding::gguf_blocks ||
-       t.quant.companions.empty())) {
-    state = CompanionState::read;
-    co_return true;
-  }
-  if (state == CompanionState::reading) {
-    boost::system::error_code ec;  // operation_aborted: the reader is done
-    co_await companion_ready_[output]->async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    co_return state == CompanionState::read;
-  }
-  state = CompanionState::reading;
-  companion_ready_[output] =
-      std::make_unique<asio::steady_timer>(io_, asio::steady_timer::time_point::max());
-  Decoder& d = decoders_[output];
-  std::uint64_t bytes = 0;
-  try {
-    d.companions.resize(t.quant.companions.size());
-    for (std::size_t i = 0; i < t.quant.companions.size(); ++i) {
-      const Companion& comp = t.quant.companions[i];
-      if (!Decoder::needs_companion(comp)) {
-        continue;
-      }
-      Source& src = *catalog_.sources.at(comp.data.source);
-      if (src.sequential()) {
-        fail(ErrorKind::unsupported,
-             "tensor \"" + printable(t.name) + "\": quantized weights need a random-access source");
-      }
-      d.companions[i].resize(comp.data.length);
-      bytes += comp.data.length;
-      held_bytes_ += comp.data.length;
-      stats_.peak_buffer_bytes = std::max(stats_.peak_buffer_bytes, held_bytes_);
-      co_await src.async_read_at(comp.data.offset, d.companions[i]);
-      stats_.bytes_read += comp.data.length;
-    }
-  } catch (...) {
-    held_bytes_ -= bytes;
-    state = CompanionState::failed;
-    companion_ready_[output]->cancel();
-    throw;
-  }
-  companion_bytes_[output] = bytes;
-  state = CompanionState::read;
-  companion_ready_[output]->cancel();
-  co_return true;
-}
-
-void Run::prepare(const Chunk& c, Decoder& d) {
-  std::lock_guard lock(d.mutex);
-  if (d.ready.load(std::memory_order_relaxed)) {
+// One chunk of an output's work is done; the last one completes the output.
+void Run::work_done(std::uint32_t output) {
+  OutputRun& o = outputs_[output];
+  if (o.remaining.fetch_sub(1) != 1) {
     return;
   }
-  const OutputTensor& o = plan_.outputs[c.output];
-  const TensorInfo& t = catalog_.tensors.at(o.source_tensor);
-  d.load_scheme(t);
-  if (o.assembled) {
-    d.whole = Chunk{c.output, Extent{}, 0, o.bytes, t.element_count()};
-    d.whole_out = sink_.acquire(d.whole);
-    if (d.whole_out.size() != o.bytes) {
-      fail(ErrorKind::io, "sink gave an output span of the wrong size");
-    }
-    hold_whole(o.bytes);
+  if (detail_.outputs[output].assembled) {
+    sink_.commit(o.whole, o.whole_out);
   }
-  d.ready.store(true, std::memory_order_release);
+  sink_.tensor_done(output);
+  // What the output held goes back to the budget (io thread; no decode of it remains).
+  asio::post(io_, [this, output] {
+    OutputRun& done = outputs_[output];
+    done.companions = {};
+    done.stream.reset();
+    done.scratch = {};
+    whole_held_ -= detail_.outputs[output].whole_bytes;
+    budget_->release(done.reserved);
+    done.reserved = 0;
+  });
+}
+
+// A piece of a stream output's stored bytes: the stream turns it into
+// elements, which fill the output's chunks in order. The last chunk is held
+// back until the stream's end has been checked (exact size, CRC-32), so a
+// corrupt member never completes its tensor.
+void Run::decode_piece(const Job& job) {
+  const std::uint32_t output = plan_.chunks[job.chunk].output;
+  OutputRun& o = outputs_[output];
+  const TensorStream::Emit emit = [&](std::span<const std::byte> e) { fill(output, e); };
+  o.stream->feed({job.input, job.length}, emit);
+  if (!job.last_piece) {
+    return;
+  }
+  o.stream->finish(emit);
+  if (!o.stream_chunks.empty()) {
+    if (!o.last_ready) {
+      fail(ErrorKind::parse, "tensor \"" + printable(tensor(output).name) +
+                                 "\": its stored bytes hold fewer elements than its shape");
+    }
+    deliver(output, o.stream_chunks.back(), o.fill_out);
+  }
+}
+
+void Run::fill(std::uint32_t output, std::span<const std::byte> elements) {
+  OutputRun& o = outputs_[output];
+  const std::size_t in_item = dtype_size(tensor(output).dtype);
+  const bool convert = !o.scratch.empty();
+  while (!elements.empty()) {
+    check_stopped();
+    if (o.last_ready || o.filling >= o.stream_chunks.size()) {
+      fail(ErrorKind::parse, "tensor \"" + printable(tensor(output).name) +
+                                 "\": its stored bytes hold more elements than its shape");
+    }
+    const std::size_t index = o.stream_chunks[o.filling];
+    const Chunk& c = plan_.chunks[index];
+    if (o.fill_out.empty()) {
+      o.fill_out = sink_.acquire(c);
+      if (o.fill_out.size() != c.out_bytes) {
+        fail(ErrorKind::io, "sink gave an output span of the wrong size");
+      }
+    }
+    const std::uint64_t need = c.elements * in_item;
+    std::byte* dst = convert ? o.scratch.data() : o.fill_out.data();
+    const std::size_t n = std::min<std::uint64_t>(elements.size(), need - o.filled);
+    std::memcpy(dst + o.filled, elements.data(), n);
+    o.filled += n;
+    elements = elements.subspan(n);
+    if (o.filled < need) {
+      continue;
+    }
+    if (convert) {
+      o.codec->decode(c.out_offset / dtype_size(plan_.outputs[output].dtype), c.elements,
+                      o.scratch.data(), o.fill_out);
+    }
+    if (o.filling + 1 == o.stream_chunks.size()) {
+      o.last_ready = true;  // delivered after the stream's end checks
+      continue;
+    }
+    deliver(output, index, o.fill_out);
+    ++o.filling;
+    o.filled = 0;
+    o.fill_out = {};
+  }
+}
+
+void Run::deliver(std::uint32_t output, std::size_t index, std::span<std::byte> out) {
+  const Chunk& c = plan_.chunks[index];
+  sink_.commit(c, out);
+  asio::post(io_, [this, n = c.out_bytes] { chunk_done(n); });
+  work_done(output);
+}
+
+void Run::release_input(const Job& job) {
+  if (job.held) {
+    budget_->release(job.held);
+  }
+  if (job.slot >= 0) {
+    slots_->try_send(boost::system::error_code{}, job.slot);  // fails only once closed
+  }
 }
 
 void Run::job_finished(const Job& job, std::uint64_t bytes_out) {
   --jobs_in_flight_;
-  held_bytes_ -= job.held;
-  if (job.slot >= 0) {
-    slots_->try_send(boost::system::error_code{}, job.slot);  // fails only once closed
-  }
-  stats_.bytes_read += job.read;
-  if (job.lane) {
-    job.lane->done->try_send(boost::system::error_code{});  // fails only once closed
+  release_input(job);
+  if (job.piece) {
+    const auto& o = outputs_[plan_.chunks[job.chunk].output];
+    if (o.piece_done) {
+      o.piece_done->try_send(boost::system::error_code{});  // fails only once closed
+    }
   }
   if (bytes_out) {
     chunk_done(bytes_out);
@@ -604,101 +639,145 @@ void Run::maybe_finish() {
   }
 }
 
-RunStats Run::execute() {
-  const auto t0 = Clock::now();
-  stats_.threads = threads_;
-
-  // Kernels per output (quantized schemes finish preparing on first use).
-  decoders_ = std::make_unique<Decoder[]>(plan_.outputs.size());
-  companion_state_.assign(plan_.outputs.size(), CompanionState::none);
-  companion_bytes_.assign(plan_.outputs.size(), 0);
-  companion_ready_.resize(plan_.outputs.size());
+// Codecs, work counts and lanes; every check that needs no I/O.
+void Run::prepare_outputs() {
+  if (!plan_.detail || detail_.outputs.size() != plan_.outputs.size()) {
+    fail(ErrorKind::limit, "plan: not made by make_plan");
+  }
   for (std::size_t i = 0; i < plan_.outputs.size(); ++i) {
-    const auto& o = plan_.outputs[i];
-    const TensorInfo& t = catalog_.tensors.at(o.source_tensor);
-    remaining_[i].store(o.chunk_count);
-    decoders_[i].init(t, o);
-    if (o.inflate) {
-      // Working memory (a compressed piece, then room for one chunk's
-      // inflated elements when converting) must fit the buffer slots.
-      if (o.inflate_piece_bytes == 0 || o.inflate_piece_bytes > o.inflate_buffer_bytes ||
-          o.inflate_buffer_bytes > plan_.max_chunk_in) {
-        fail(ErrorKind::limit, "plan: inflate working memory does not fit its buffer");
-      }
+    const OutputTensor& out = plan_.outputs[i];
+    const PlanDetail::Output& d = detail_.outputs[i];
+    std::optional<OutType> to;
+    if (out.dtype == DType::f32 || out.dtype == DType::f16 || out.dtype == DType::bf16) {
+      to = out.dtype == DType::f32 ? OutType::f32
+           : out.dtype == DType::f16 ? OutType::f16
+                                     : OutType::bf16;
     }
+    outputs_[i].codec = make_codec(tensor(static_cast<std::uint32_t>(i)), to);
+    if (outputs_[i].codec->output() != out.dtype) {
+      fail(ErrorKind::limit, "plan: output type differs from its codec's");
+    }
+    outputs_[i].remaining.store(d.work_chunks);
   }
-
-  // Lanes, and the input buffer pool for sources that need reading. An
-  // inflating output is one job (its first chunk) that takes a buffer slot
-  // as working memory even from a contiguous source.
   lanes_.resize(catalog_.sources.size());
-  for (auto& lane : lanes_) {
-    lane.done = std::make_unique<DoneChannel>(io_, 1);
-  }
-  inflate_chunks_.resize(plan_.outputs.size());
-  std::size_t buffered_chunks = 0;
   for (std::size_t i = 0; i < plan_.chunks.size(); ++i) {
     const Chunk& c = plan_.chunks[i];
-    const OutputTensor& o = plan_.outputs.at(c.output);
-    if (o.inflate) {
-      const DType stored = catalog_.tensors.at(o.source_tensor).dtype;
-      if (stored != o.dtype &&
-          c.elements > (o.inflate_buffer_bytes - o.inflate_piece_bytes) / dtype_size(stored)) {
-        fail(ErrorKind::limit, "plan: a chunk of an inflating output exceeds its scratch memory");
-      }
-      auto& list = inflate_chunks_[c.output];
+    auto& list = outputs_.at(c.output).stream_chunks;
+    if (detail_.outputs[c.output].stream) {
       if (list.empty()) {
         lanes_.at(c.input.source).chunks.push_back(i);
-        ++buffered_chunks;
       }
       list.push_back(i);
       continue;
     }
     lanes_.at(c.input.source).chunks.push_back(i);
-    buffered_chunks += catalog_.sources[c.input.source]->contiguous() == nullptr;
   }
-  // One zlib stream produces an inflating output front to back: its chunks
-  // must tile it in order.
-  for (std::size_t o = 0; o < plan_.outputs.size(); ++o) {
-    auto& list = inflate_chunks_[o];
+  // A stream fills its output front to back: its chunks must tile it in order.
+  for (std::size_t i = 0; i < outputs_.size(); ++i) {
+    auto& list = outputs_[i].stream_chunks;
     std::sort(list.begin(), list.end(), [&](std::size_t a, std::size_t b) {
       return plan_.chunks[a].out_offset < plan_.chunks[b].out_offset;
     });
+    const TensorInfo& t = tensor(static_cast<std::uint32_t>(i));
+    const bool convert = outputs_[i].codec->output() != t.dtype;
     std::uint64_t at = 0;
-    for (std::size_t i : list) {
-      if (plan_.chunks[i].out_offset != at) {
-        fail(ErrorKind::limit, "plan: chunks of an inflating output leave gaps");
+    for (std::size_t k : list) {
+      const Chunk& c = plan_.chunks[k];
+      if (c.out_offset != at ||
+          (convert && c.elements * dtype_size(t.dtype) > detail_.outputs[i].scratch_bytes)) {
+        fail(ErrorKind::limit, "plan: chunks of a stream output do not tile it");
       }
-      at += plan_.chunks[i].out_bytes;
+      at += c.out_bytes;
     }
-    if (!list.empty() && at != plan_.outputs[o].bytes) {
-      fail(ErrorKind::limit, "plan: chunks of an inflating output do not cover it");
+    if (!list.empty() && at != plan_.outputs[i].bytes) {
+      fail(ErrorKind::limit, "plan: chunks of a stream output do not cover it");
     }
   }
-  std::size_t slot_count = 0;
+}
+
+// The budget: RunOptions::budget_bytes, or by default 64 MiB raised to what
+// the largest tensor needs. Every tensor must fit it on its own: what it
+// holds while in flight plus one input buffer.
+std::uint64_t Run::choose_budget() {
+  std::uint64_t largest = 0;
+  std::size_t largest_output = 0;
+  for (std::size_t i = 0; i < plan_.outputs.size(); ++i) {
+    const PlanDetail::Output& d = detail_.outputs[i];
+    if (d.work_chunks == 0) {
+      continue;
+    }
+    const Source& src = *catalog_.sources.at(tensor(static_cast<std::uint32_t>(i)).data.source);
+    const std::uint64_t need = d.hold_bytes + (src.contiguous() ? 0 : d.read_bytes);
+    if (need > largest) {
+      largest = need;
+      largest_output = i;
+    }
+  }
+  if (opt_.budget_bytes == 0) {
+    return std::max<std::uint64_t>(64ull << 20, largest);
+  }
+  if (largest > opt_.budget_bytes) {
+    const PlanDetail::Output& d = detail_.outputs[largest_output];
+    fail(ErrorKind::limit,
+         "tensor \"" + printable(plan_.outputs[largest_output].name) + "\" needs a budget of " +
+             std::to_string(largest) + " bytes (" + std::to_string(d.hold_bytes) +
+             " held while it decodes, " + std::to_string(largest - d.hold_bytes) +
+             " per read), above the budget of " + std::to_string(opt_.budget_bytes) + " bytes");
+  }
+  return opt_.budget_bytes;
+}
+
+// Input buffer slots: page-aligned where the budget allows, never more than
+// the budget (less what one output may hold) or the buffered reads can use.
+void Run::make_slots(std::uint64_t budget) {
+  std::size_t buffered = 0;
+  std::uint64_t largest_hold = 0;
+  for (const auto& lane : lanes_) {
+    for (std::size_t i : lane.chunks) {
+      const Chunk& c = plan_.chunks[i];
+      const PlanDetail::Output& d = detail_.outputs[c.output];
+      largest_hold = std::max(largest_hold, d.hold_bytes);
+      if (catalog_.sources[c.input.source]->contiguous() == nullptr) {
+        buffered += d.stream ? std::max<std::uint64_t>(
+                                   1, (d.stream_input.length + d.piece_bytes - 1) / d.piece_bytes)
+                             : 1;
+      }
+    }
+  }
   slots_ = std::make_unique<SlotChannel>(io_, 0);
-  if (buffered_chunks > 0 && plan_.max_chunk_in > 0) {
-    if (opt_.budget_bytes < plan_.max_chunk_in) {
-      fail(ErrorKind::limit, "budget of " + std::to_string(opt_.budget_bytes) +
-                                 " bytes is smaller than one chunk (" +
-                                 std::to_string(plan_.max_chunk_in) + " bytes)");
-    }
-    // Page-aligned slots where the budget allows; never more slots than chunks.
-    const std::size_t aligned = (plan_.max_chunk_in + 4095) & ~std::size_t{4095};
-    slot_bytes_ = aligned <= opt_.budget_bytes ? aligned : plan_.max_chunk_in;
-    slot_count = std::min<std::size_t>(opt_.budget_bytes / slot_bytes_, buffered_chunks);
-    region_ = pipeline::HugeRegion(slot_count * slot_bytes_);
-    stats_.buffer_capacity = slot_count * slot_bytes_;
-    slots_ = std::make_unique<SlotChannel>(io_, slot_count);
-    for (std::size_t s = 0; s < slot_count; ++s) {
-      slots_->try_send(boost::system::error_code{}, static_cast<int>(s));
-    }
+  if (buffered == 0 || plan_.max_chunk_in == 0) {
+    return;
   }
+  const std::size_t aligned = (plan_.max_chunk_in + 4095) & ~std::size_t{4095};
+  slot_bytes_ = aligned <= budget ? aligned : plan_.max_chunk_in;
+  const std::uint64_t room = budget > largest_hold + slot_bytes_ ? budget - largest_hold : slot_bytes_;
+  slot_count_ = std::clamp<std::size_t>(room / slot_bytes_, 1, buffered);
+  region_ = pipeline::HugeRegion(slot_count_ * slot_bytes_);
+  stats_.buffer_capacity = slot_count_ * slot_bytes_;
+  slots_ = std::make_unique<SlotChannel>(io_, slot_count_);
+  for (std::size_t s = 0; s < slot_count_; ++s) {
+    slots_->try_send(boost::system::error_code{}, static_cast<int>(s));
+  }
+}
+
+RunStats Run::execute() {
+  const auto t0 = Clock::now();
+  stats_.threads = threads_;
+  prepare_outputs();
+  if (plan_.max_chunk_in > 0 && opt_.budget_bytes != 0 && opt_.budget_bytes < plan_.max_chunk_in) {
+    fail(ErrorKind::limit, "budget of " + std::to_string(opt_.budget_bytes) +
+                               " bytes is smaller than one chunk (" +
+                               std::to_string(plan_.max_chunk_in) + " bytes)");
+  }
+  const std::uint64_t budget = choose_budget();
+  budget_.emplace(io_, budget);
+  stats_.budget_bytes = budget;
+  make_slots(budget);
 
   try {
     sink_.begin(catalog_, plan_);
     for (std::size_t i = 0; i < plan_.outputs.size(); ++i) {
-      if (plan_.outputs[i].chunk_count == 0) {
+      if (detail_.outputs[i].work_chunks == 0) {
         sink_.tensor_done(i);
       }
     }
@@ -731,7 +810,7 @@ RunStats Run::execute() {
     const Source& src = *catalog_.sources[plan_.chunks[lane.chunks.front()].input.source];
     const std::size_t readers = src.sequential()   ? 1
                                 : src.contiguous() ? 1
-                                                   : std::clamp<std::size_t>(slot_count, 1, 8);
+                                                   : std::clamp<std::size_t>(slot_count_, 1, 8);
     for (std::size_t r = 0; r < readers; ++r) {
       ++readers_alive_;
       asio::co_spawn(io_, read_lane(lane), [this](std::exception_ptr e) { reader_finished(e); });
@@ -756,7 +835,8 @@ RunStats Run::execute() {
   stats_.decode_seconds = static_cast<double>(decode_ns_.load()) * 1e-9;
   stats_.io_wait_seconds = seconds(decode_idle_);
   stats_.bytes_written = bytes_done_;
-  stats_.peak_whole_tensor_bytes = whole_peak_.load();
+  stats_.peak_buffer_bytes = budget_->peak();
+  stats_.peak_whole_tensor_bytes = whole_peak_;
   if (!error_ && opt_.cancel && opt_.cancel->load()) {
     error_ = std::make_exception_ptr(Error(ErrorKind::cancelled, "the run was cancelled"));
   }

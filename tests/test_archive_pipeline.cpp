@@ -12,6 +12,7 @@
 #include "mneme/pipeline.hpp"
 #include "mneme/sinks.hpp"
 #include "src/formats/npz.hpp"
+#include "src/formats/tensor_stream.hpp"
 #include "test_support.hpp"
 
 using namespace mneme;

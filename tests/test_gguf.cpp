@@ -323,8 +323,8 @@ TEST_CASE("valid GGUF of every version parses", "[gguf]") {
       REQUIRE(cat.tensors.size() == 2);
       CHECK(cat.tensors[0].shape == std::vector<std::uint64_t>{2, 4});
       CHECK(cat.tensors[0].dtype == DType::f32);
-      CHECK(cat.tensors[0].encoding == Encoding::plain);
-      CHECK(cat.tensors[1].encoding == Encoding::gguf_blocks);
+      CHECK(std::holds_alternative<scheme::Plain>(cat.tensors[0].scheme));
+      CHECK(std::holds_alternative<scheme::GgufBlocks>(cat.tensors[1].scheme));
       CHECK(tensor_type_name(cat.tensors[1]) == "Q8_0");
       CHECK(cat.tensors[1].data.length == 68);
       CHECK(cat.tensors[1].data.offset - cat.tensors[0].data.offset == 32);

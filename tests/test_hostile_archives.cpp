@@ -9,6 +9,7 @@
 #include "mneme/error.hpp"
 #include "src/formats/npy.hpp"
 #include "src/formats/npz.hpp"
+#include "src/formats/tensor_stream.hpp"
 #include "src/formats/pickle.hpp"
 #include "src/formats/pth.hpp"
 #include "src/formats/zip.hpp"

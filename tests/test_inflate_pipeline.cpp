@@ -20,7 +20,9 @@
 #include "mneme/formats.hpp"
 #include "mneme/pipeline.hpp"
 #include "mneme/sinks.hpp"
+#include "pipeline/plan_detail.hpp"
 #include "src/formats/npz.hpp"
+#include "src/formats/tensor_stream.hpp"
 #include "src/formats/pth.hpp"
 #include "test_support.hpp"
 
@@ -140,10 +142,10 @@ TEST_CASE("deflated tensors are planned as streamed chunks, not materialized", "
   const Plan plan = make_plan(cat, po);
   REQUIRE(plan.outputs.size() == 3);
   for (std::size_t i = 0; i < 2; ++i) {
-    CHECK(plan.outputs[i].inflate);
-    CHECK_FALSE(plan.outputs[i].materialize);
+    CHECK(plan.detail->outputs[i].stream);
+    CHECK(plan.detail->outputs[i].whole_bytes == 0);
   }
-  CHECK_FALSE(plan.outputs[2].inflate);
+  CHECK_FALSE(plan.detail->outputs[2].stream);
   CHECK(plan.outputs[0].chunk_count == (4u << 20) / kChunk);
   CHECK(plan.max_chunk_out <= kChunk);
   CHECK(plan.max_chunk_in <= kChunk);
@@ -210,7 +212,7 @@ TEST_CASE("deflated npz converted on the way (f32 to bf16) matches the stored pa
   const auto r =
       run(catalog_of(memory_source("d.npz", zipped.bytes)), got, 512 << 10, OutType::bf16);
   run(catalog_of(memory_source("s.npz", plain.bytes)), want, 512 << 10, OutType::bf16);
-  CHECK(r.plan.outputs[0].inflate);
+  CHECK(r.plan.detail->outputs[0].stream);
   CHECK(r.plan.outputs[0].dtype == DType::bf16);
   REQUIRE(got.tensors()[0].bytes == n * 2);
   REQUIRE(want.tensors()[0].bytes == n * 2);
@@ -298,8 +300,8 @@ TEST_CASE("a deflated .pth storage viewed by two tensors: header and tail are sk
                  {"hi", Bytes(storage.begin() + 4 * n, storage.end())}}};
   MemorySink sink;
   const auto r = run(cat, sink);
-  CHECK(r.plan.outputs[0].inflate);
-  CHECK(r.plan.outputs[1].inflate);
+  CHECK(r.plan.detail->outputs[0].stream);
+  CHECK(r.plan.detail->outputs[1].stream);
   check_tensors(sink, m);
 }
 
@@ -390,7 +392,7 @@ TEST_CASE("NumPy oracle: savez_compressed archives stream to NumPy's own bytes",
     if (!loaded.count(c.archive)) {
       const Catalog cat = catalog_of(make_memory_source(c.archive, file_bytes(dir / c.archive)));
       const auto r = run(cat, loaded[c.archive], 256 << 10);
-      for (const auto& o : r.plan.outputs) streamed += o.inflate;
+      for (const auto& o : r.plan.detail->outputs) streamed += o.stream;
     }
     auto& tensors = loaded[c.archive].tensors();
     const auto it = std::find_if(tensors.begin(), tensors.end(),

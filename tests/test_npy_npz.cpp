@@ -10,6 +10,7 @@
 #include "mneme/error.hpp"
 #include "src/formats/npy.hpp"
 #include "src/formats/npz.hpp"
+#include "src/formats/tensor_stream.hpp"
 #include "src/formats/zip.hpp"
 #include "test_support.hpp"
 

@@ -9,6 +9,7 @@
 #include "memory_source_for_tests.hpp"
 #include "mneme/error.hpp"
 #include "src/formats/npz.hpp"
+#include "src/formats/tensor_stream.hpp"
 #include "src/formats/pth.hpp"
 #include "test_support.hpp"
 

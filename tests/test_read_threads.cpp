@@ -10,6 +10,7 @@
 
 #include "mneme/formats.hpp"
 #include "mneme/pipeline.hpp"
+#include "pipeline/plan_detail.hpp"
 #include "mneme/sinks.hpp"
 #include "test_support.hpp"
 
@@ -74,14 +75,16 @@ TEST_CASE("no source read runs on a decode thread: GPTQ weights and their compan
   boost::asio::io_context io(1);
   Catalog cat = open_catalog({model.string()}, io.get_executor());
   REQUIRE(std::any_of(cat.tensors.begin(), cat.tensors.end(),
-                      [](const TensorInfo& t) { return !t.quant.companions.empty(); }));
+                      [](const TensorInfo& t) { return has_companions(t.scheme); }));
   Threads readers, decoders;
   for (auto& s : cat.sources) s = std::make_shared<RecordingSource>(s, readers);
   const Plan plan = make_plan(cat, {.to = OutType::bf16, .max_chunk_bytes = 4096});
   RecordingSink sink(decoders);
   const RunStats stats =
-      run_pipeline(io, cat, plan, sink, {.threads = 2, .budget_bytes = 64 << 10});
+      run_pipeline(io, cat, plan, sink, {.threads = 2, .budget_bytes = 512 << 10});
   CHECK(stats.bytes_read == cat.total_data_bytes());  // companions included
+  CHECK(stats.peak_buffer_bytes <= 512 << 10);  // the assembled weight and companions included
+  CHECK(stats.peak_whole_tensor_bytes > 0);
   REQUIRE(!readers.ids.empty());
   REQUIRE(!decoders.ids.empty());
   for (const auto& id : decoders.ids) {
@@ -115,7 +118,7 @@ TEST_CASE("no source read runs on a decode thread: a Fortran-order NPY tensor re
   Threads readers, decoders;
   for (auto& s : cat.sources) s = std::make_shared<RecordingSource>(s, readers);
   const Plan plan = make_plan(cat, {});
-  REQUIRE(plan.outputs.at(0).materialize);
+  REQUIRE(plan.detail->outputs.at(0).whole_bytes > 0);
   RecordingSink sink(decoders);
   run_pipeline(io, cat, plan, sink, {.threads = 2});
   for (const auto& id : decoders.ids) {

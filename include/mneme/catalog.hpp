@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "mneme/dtype.hpp"
+#include "mneme/scheme.hpp"
 #include "mneme/source.hpp"
 
 namespace mneme {
@@ -20,65 +21,6 @@ enum class Format : std::uint8_t { safetensors, gguf, npz, npy, pth };
 // A metadata value as text: strings as they are, numbers and booleans printed.
 using MetadataEntry = std::pair<std::string, std::string>;
 std::string_view format_name(Format f) noexcept;
-
-// A byte range inside one of the catalog's sources.
-struct Extent {
-  std::uint32_t source = 0;
-  std::uint64_t offset = 0;
-  std::uint64_t length = 0;
-};
-
-// How the stored bytes of a tensor become values. `plain`: the bytes are
-// `dtype` elements, little-endian, row-major (subject to Layout below).
-// Every other encoding is decoded to a float output type:
-// `gguf_blocks`: ggml quantization blocks of type `TensorInfo::gguf_type`.
-// `fp8_scaled`: F8_E4M3/F8_E5M2 elements times the scale companion.
-// `gptq`, `awq`: I32-packed 4/8-bit weights (the `.qweight`), output in the
-//   nn.Linear orientation [out, in]; companions scales, qzeros (and g_idx).
-// `bnb4`: BitsAndBytes NF4/FP4 codes, two per byte; output in the shape the
-//   quant_state records; companions absmax, quant_map (+ nested_* with double quant).
-// `bnb_int8`: LLM.int8() I8 [out, in] rows times the SCB companion.
-enum class Encoding : std::uint8_t { plain, gguf_blocks, fp8_scaled, gptq, awq, bnb4, bnb_int8 };
-
-// A small tensor a quantized weight needs to decode (scales, zeros, ...),
-// possibly in another shard. Read whole, into memory, before the weights.
-struct Companion {
-  std::string role;  // "scale", "scales", "qzeros", "g_idx", "absmax", "quant_map", "SCB", ...
-  std::string name;
-  DType dtype = DType::f32;
-  std::vector<std::uint64_t> shape;
-  Extent data;
-};
-
-// Parameters of a scheme detected over several tensors (and config.json).
-struct QuantInfo {
-  // fp8_scaled
-  enum class Fp8Scaling : std::uint8_t { per_tensor, per_channel, block };
-  Fp8Scaling fp8_scaling = Fp8Scaling::per_tensor;
-  std::uint32_t block_rows = 128;
-  std::uint32_t block_cols = 128;
-  // gptq / awq: bits per value and rows per group (in_features = shape[1]).
-  std::uint32_t bits = 0;
-  std::uint64_t group_size = 0;
-  bool gptq_v2 = false;  // checkpoint_format gptq_v2: zeros stored without the -1
-  // bnb4
-  bool fp4 = false;  // FP4 codes, else NF4 (the decode uses the stored quant_map either way)
-  std::uint64_t block_size = 0;
-  bool double_quant = false;
-  std::uint64_t nested_block_size = 0;
-  float nested_offset = 0.0f;
-
-  std::vector<Companion> companions;
-  // The companion with this role, or null.
-  const Companion* companion(std::string_view role) const {
-    for (const auto& c : companions) {
-      if (c.role == role) {
-        return &c;
-      }
-    }
-    return nullptr;
-  }
-};
 
 // How a tensor's element bytes sit inside its extent. The default is the fast
 // path: uncompressed, little-endian, C-contiguous. Anything else (NPY Fortran
@@ -119,9 +61,7 @@ struct TensorInfo {
   DType dtype = DType::f32;          // stored element type (I32 for GPTQ/AWQ words, U8 for NF4...)
   std::vector<std::uint64_t> shape;  // row-major, outermost first; decoded shape when quantized
   Extent data;                       // the stored bytes (for strided views, the span they touch)
-  Encoding encoding = Encoding::plain;
-  std::uint32_t gguf_type = 0;  // ggml type id when encoding == gguf_blocks
-  QuantInfo quant;              // when encoding is a scaled/quantized scheme
+  Scheme scheme;                     // how the stored bytes become values (mneme/scheme.hpp)
   Layout layout;
 
   std::uint64_t element_count() const;  // checked product of shape

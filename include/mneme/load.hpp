@@ -22,7 +22,7 @@ namespace mneme {
 struct LoadOptions {
   std::optional<OutType> to;  // float and quantized tensors become this; unset: floats as stored
   unsigned threads = 0;       // decode threads; 0 = hardware concurrency
-  std::uint64_t budget_bytes = 64ull << 20;
+  std::uint64_t budget_bytes = 0;  // RunOptions::budget_bytes (0: 64 MiB or what one tensor needs)
   std::function<bool(const TensorInfo&)> select;  // which tensors; unset: all
   CatalogOptions open;                            // file I/O, timeouts, config.json, limits
   std::atomic<bool>* cancel = nullptr;

@@ -28,30 +28,10 @@ struct OutputTensor {
   DType dtype = DType::f32;  // output element type
   std::vector<std::uint64_t> shape;
   std::uint64_t bytes = 0;
+  // Chunks the sink receives for this tensor (acquire/commit pairs): one per
+  // Plan::chunks entry, or one covering the whole tensor for schemes whose
+  // chunks are not contiguous in the output (GPTQ, AWQ).
   std::uint64_t chunk_count = 0;
-  // Stored in a layout the streaming path does not normalise yet (big-endian
-  // or strided, deflated or not): decoded as one chunk from the whole tensor
-  // held in memory (at most PlanOptions::max_materialize_bytes).
-  bool materialize = false;
-  // A deflated zip member in a trivial element layout (np.savez_compressed,
-  // deflated .pth storages), streamed. Deflate cannot be split, so its chunks
-  // are consecutive output ranges of one zlib stream, every one with input
-  // {source, data.offset, 0}: the pipeline decodes them all in one job, in
-  // order, reading the compressed extent (the tensor's data) through the
-  // source itself, inflate_piece_bytes at a time, and checks the member's
-  // exact size and CRC-32 before it commits the last chunk.
-  // inflate_buffer_bytes is that job's working memory, taken from the input
-  // buffer budget: one compressed piece, plus one chunk of inflated elements
-  // when they are converted (Plan::max_chunk_in covers it).
-  bool inflate = false;
-  std::uint64_t inflate_piece_bytes = 0;
-  std::uint64_t inflate_buffer_bytes = 0;
-  // Decoded in pieces that are not contiguous in the output (a GPTQ/AWQ chunk
-  // of input rows is a column band of the [out, in] weight): the pipeline
-  // acquires the whole tensor from the sink once, as one chunk with
-  // out_offset 0 and out_bytes = bytes, decodes every chunk into it in place
-  // and commits it once (at most PlanOptions::max_materialize_bytes).
-  bool assembled = false;
 };
 
 // One unit of work: an input byte range that decodes on its own into one
@@ -71,7 +51,8 @@ struct PlanOptions {
   // Upper bound of one chunk's input bytes (rounded down to whole elements);
   // for a streamed deflated tensor, of its inflated and its output bytes.
   std::uint64_t max_chunk_bytes = 4ull << 20;
-  // Cap for a tensor that must be held whole (OutputTensor::materialize, assembled).
+  // Cap for a tensor that must be held whole: a GPTQ/AWQ output, a strided
+  // or byte-swapped input (also counted in RunOptions::budget_bytes).
   std::uint64_t max_materialize_bytes = 1ull << 30;
   // Which tensors to load (by their decoded name, dtype, shape, scheme);
   // unset: all. Unselected tensors are neither read nor delivered.
@@ -81,13 +62,20 @@ struct PlanOptions {
 // A PlanOptions::select that takes exactly these names.
 std::function<bool(const TensorInfo&)> select_names(std::vector<std::string> names);
 
+// The planner's notes to the run (how each output is read and decoded);
+// internal to the pipeline, opaque here.
+struct PlanDetail;
+
 struct Plan {
   std::vector<OutputTensor> outputs;
-  std::vector<Chunk> chunks;  // in read order: per source ascending offsets, sources interleaved
+  // The units of decode work, in read order: per source ascending offsets,
+  // sources interleaved.
+  std::vector<Chunk> chunks;
   std::uint64_t max_chunk_in = 0;
   std::uint64_t max_chunk_out = 0;
   std::uint64_t total_in = 0;
   std::uint64_t total_out = 0;
+  std::shared_ptr<const PlanDetail> detail;
 };
 
 Plan make_plan(const Catalog& catalog, const PlanOptions& options);
@@ -98,9 +86,9 @@ class Sink {
  public:
   virtual ~Sink() = default;
   virtual void begin(const Catalog& catalog, const Plan& plan) {}
-  // Memory for exactly chunk.out_bytes of output. For an assembled output the
-  // chunk is the whole tensor (see OutputTensor::assembled), larger than
-  // Plan::max_chunk_out.
+  // Memory for exactly chunk.out_bytes of output. Usually one of
+  // Plan::chunks; for a tensor whose chunks are not contiguous in the output
+  // (GPTQ, AWQ) one chunk covering the whole tensor (OutputTensor::chunk_count).
   virtual std::span<std::byte> acquire(const Chunk& chunk) = 0;
   // The chunk's output bytes are in place in `out` (the span acquire gave).
   virtual void commit(const Chunk& chunk, std::span<std::byte> out) = 0;
@@ -113,8 +101,12 @@ class Sink {
 };
 
 struct RunOptions {
-  unsigned threads = 0;                      // decode threads; 0 = hardware concurrency
-  std::uint64_t budget_bytes = 64ull << 20;  // input buffer bytes in flight, at most
+  unsigned threads = 0;  // decode threads; 0 = hardware concurrency
+  // Memory the run may hold at once: input buffers, companions, tensors held
+  // whole (GPTQ/AWQ outputs, strided or byte-swapped inputs) and stream
+  // state. A tensor that cannot fit is Error{limit} naming it, before any
+  // read. 0: 64 MiB, or what the largest tensor needs when that is more.
+  std::uint64_t budget_bytes = 0;
   std::atomic<bool>* cancel = nullptr;       // set from any thread to cancel the run
   // Progress: bytes produced so far and in total; called from the I/O thread.
   std::function<void(std::uint64_t done, std::uint64_t total)> progress = {};
@@ -128,11 +120,12 @@ struct RunStats {
   double io_busy_seconds = 0;           // wall time with at least one read in flight
   double io_wait_seconds = 0;           // wall time with reads in flight and no decode running
   double decode_seconds = 0;            // summed over decode threads
-  std::uint64_t peak_buffer_bytes = 0;  // input buffer bytes held at once, at most
-  // Tensors held whole at once, at most: assembled outputs (GPTQ/AWQ) and
-  // inputs read whole (strided, byte-swapped), up to PlanOptions::max_materialize_bytes each.
+  std::uint64_t peak_buffer_bytes = 0;  // budgeted bytes held at once, at most
+  // Of those, tensors held whole at once, at most: GPTQ/AWQ outputs and
+  // strided or byte-swapped inputs.
   std::uint64_t peak_whole_tensor_bytes = 0;
-  std::uint64_t buffer_capacity = 0;    // bytes of the preallocated buffer pool
+  std::uint64_t buffer_capacity = 0;  // bytes of the preallocated input buffer pool
+  std::uint64_t budget_bytes = 0;     // the budget the run kept to
   unsigned threads = 0;
 };
 

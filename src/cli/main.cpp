@@ -398,13 +398,15 @@ void print_stats(const RunStats& s, const char* verb) {
       "  %llu chunks; I/O busy %.3f s; decode %.3f s (all threads); decoders idle on I/O %.3f s\n",
       static_cast<unsigned long long>(s.chunks), s.io_busy_seconds, s.decode_seconds,
       s.io_wait_seconds);
-  std::fprintf(stderr, "  peak buffers %s of %s preallocated",
+  std::fprintf(stderr, "  peak memory %s of a %s budget (input buffers %s preallocated",
                human_bytes(static_cast<double>(s.peak_buffer_bytes)).c_str(),
+               human_bytes(static_cast<double>(s.budget_bytes)).c_str(),
                human_bytes(static_cast<double>(s.buffer_capacity)).c_str());
   if (s.peak_whole_tensor_bytes) {
-    std::fprintf(stderr, ", plus %s of tensors held whole",
+    std::fprintf(stderr, "; %s of tensors held whole",
                  human_bytes(static_cast<double>(s.peak_whole_tensor_bytes)).c_str());
   }
+  std::fputc(')', stderr);
   std::fputc('\n', stderr);
 }
 
@@ -461,13 +463,14 @@ bool is_activation_scale(const std::string& name) {
 std::function<bool(const TensorInfo&)> without_activation_scales(const Catalog& cat,
                                                                  std::size_t& dropped) {
   const bool fp8 = std::any_of(cat.tensors.begin(), cat.tensors.end(), [](const TensorInfo& t) {
-    return t.encoding == Encoding::fp8_scaled;
+    return std::holds_alternative<scheme::Fp8>(t.scheme);
   });
   if (!fp8) {
     return {};
   }
   return [&dropped](const TensorInfo& t) {
-    const bool drop = t.encoding == Encoding::plain && is_activation_scale(t.name);
+    const bool drop =
+        std::holds_alternative<scheme::Plain>(t.scheme) && is_activation_scale(t.name);
     dropped += drop ? 1 : 0;
     return !drop;
   };

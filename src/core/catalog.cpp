@@ -1,5 +1,8 @@
 #include "mneme/catalog.hpp"
 
+#include <type_traits>
+#include <variant>
+
 #include "mneme/checked.hpp"
 
 namespace mneme {
@@ -29,10 +32,46 @@ std::uint64_t Catalog::total_data_bytes() const {
   std::uint64_t total = 0;
   for (const auto& t : tensors) {
     total = checked_add(total, t.data.length, "catalog size");
-    for (const auto& c : t.quant.companions)
-      total = checked_add(total, c.data.length, "catalog size");
+    for (const Companion* c : companions_of(t.scheme))
+      total = checked_add(total, c->data.length, "catalog size");
   }
   return total;
+}
+
+}  // namespace mneme
+
+namespace mneme {
+
+std::vector<const Companion*> companions_of(const Scheme& s) {
+  std::vector<const Companion*> out;
+  const auto add = [&](const Companion& c) { out.push_back(&c); };
+  std::visit(
+      [&](const auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, scheme::Fp8>) {
+          add(v.scale);
+        } else if constexpr (std::is_same_v<T, scheme::Gptq>) {
+          add(v.scales);
+          add(v.qzeros);
+          if (v.g_idx) add(*v.g_idx);
+        } else if constexpr (std::is_same_v<T, scheme::Awq>) {
+          add(v.scales);
+          add(v.qzeros);
+        } else if constexpr (std::is_same_v<T, scheme::Bnb4>) {
+          add(v.absmax);
+          add(v.quant_map);
+          add(v.quant_state);
+          if (v.nested) {
+            add(v.nested->absmax);
+            add(v.nested->quant_map);
+          }
+        } else if constexpr (std::is_same_v<T, scheme::BnbInt8>) {
+          add(v.scb);
+          if (v.weight_format) add(*v.weight_format);
+        }
+      },
+      s);
+  return out;
 }
 
 }  // namespace mneme

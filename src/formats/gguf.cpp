@@ -7,7 +7,9 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <type_traits>
 #include <unordered_set>
+#include <variant>
 
 #include "kernels/gguf/gguf_kernels.hpp"
 #include "mneme/checked.hpp"
@@ -300,7 +302,6 @@ Catalog GgufParser::parse() {
           "-element blocks");
     }
     t.data.length = checked_mul(elements / info->elements, info->bytes, what + " byte size");
-    t.gguf_type = type;
     switch (static_cast<gg::GgmlType>(type)) {
       case gg::GgmlType::F32:
         t.dtype = DType::f32;
@@ -327,7 +328,7 @@ Catalog GgufParser::parse() {
         t.dtype = DType::i64;
         break;
       default:
-        t.encoding = Encoding::gguf_blocks;
+        t.scheme = scheme::GgufBlocks{type};
         t.dtype = DType::u8;
     }
     rel_offsets.push_back(rel);
@@ -373,23 +374,26 @@ Catalog parse_gguf(SourcePtr source, const Limits& limits) {
 }
 
 std::string tensor_type_name(const TensorInfo& t) {
-  if (t.encoding == Encoding::fp8_scaled) {
-    return std::string(dtype_name(t.dtype)) + "+scale";
-  }
-  switch (t.encoding) {
-    case Encoding::gguf_blocks:
-      return std::string(gg::type_name(t.gguf_type));
-    case Encoding::gptq:
-      return "GPTQ" + std::to_string(t.quant.bits);
-    case Encoding::awq:
-      return "AWQ" + std::to_string(t.quant.bits);
-    case Encoding::bnb4:
-      return t.quant.fp4 ? "FP4" : "NF4";
-    case Encoding::bnb_int8:
-      return "INT8+SCB";
-    default:
-      return std::string(dtype_name(t.dtype));
-  }
+  return std::visit(
+      [&](const auto& q) -> std::string {
+        using T = std::decay_t<decltype(q)>;
+        if constexpr (std::is_same_v<T, scheme::GgufBlocks>) {
+          return std::string(gg::type_name(q.type));
+        } else if constexpr (std::is_same_v<T, scheme::Fp8>) {
+          return std::string(dtype_name(t.dtype)) + "+scale";
+        } else if constexpr (std::is_same_v<T, scheme::Gptq>) {
+          return "GPTQ" + std::to_string(q.bits);
+        } else if constexpr (std::is_same_v<T, scheme::Awq>) {
+          return "AWQ" + std::to_string(q.bits);
+        } else if constexpr (std::is_same_v<T, scheme::Bnb4>) {
+          return q.fp4 ? "FP4" : "NF4";
+        } else if constexpr (std::is_same_v<T, scheme::BnbInt8>) {
+          return "INT8+SCB";
+        } else {
+          return std::string(dtype_name(t.dtype));
+        }
+      },
+      t.scheme);
 }
 
 }  // namespace mneme

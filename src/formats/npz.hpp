@@ -4,21 +4,10 @@
 // read by inflating only the member's first bytes.
 #pragma once
 
-#include <cstddef>
-#include <vector>
-
 #include "mneme/catalog.hpp"
 
 namespace mneme {
 
 Catalog parse_npz(SourcePtr src, const Limits& limits = {});
-
-// The reference path for every layout a catalog can describe (not only
-// NPZ's): reads tensor `index` through its source and returns it as
-// contiguous little-endian C-order bytes, inflating, byte-swapping and
-// gathering strides as its Layout says. Simple on purpose: it is the oracle
-// the streaming pipeline is compared against, and it holds the tensor's
-// stored span in memory.
-std::vector<std::byte> read_tensor_bytes(const Catalog& catalog, std::size_t index);
 
 }  // namespace mneme

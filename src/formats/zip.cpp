@@ -564,13 +564,13 @@ std::uint32_t crc32_update(std::uint32_t crc, std::span<const std::byte> bytes) 
   return static_cast<std::uint32_t>(c);
 }
 
-void check_crc(const Source& src, std::string_view member, std::uint32_t expected,
+void check_crc(std::string_view source_name, std::string_view member, std::uint32_t expected,
                std::uint32_t computed, std::string_view what) {
   if (expected == computed) return;
   char hex[40];
   std::snprintf(hex, sizeof hex, "recorded %08x, computed %08x", expected, computed);
-  fail(ErrorKind::parse, "zip " + printable(src.name()) + ": member " + printable(member) +
-                             (what.empty() ? std::string() : " (" + std::string(what) + ")") +
+  fail(ErrorKind::parse, "zip " + printable(std::string(source_name)) + ": member " +
+                             printable(member) + (what.empty() ? std::string() : " (" + std::string(what) + ")") +
                              " fails its CRC-32 check (" + hex + "): corrupt data");
 }
 
@@ -584,7 +584,7 @@ std::vector<std::byte> read_member(Source& src, const Entry& e, std::uint64_t ma
   const std::uint64_t start = data_offset(src, e);
   if (e.method == Method::stored) {
     auto out = read_bytes(src, start, e.uncompressed_size);
-    check_crc(src, e.name, e.crc32, crc32_update(0, out));
+    check_crc(src.name(), e.name, e.crc32, crc32_update(0, out));
     return out;
   }
   std::vector<std::byte> out(e.uncompressed_size);
@@ -602,7 +602,7 @@ std::vector<std::byte> read_member(Source& src, const Entry& e, std::uint64_t ma
       bad(src, "deflate stream of " + printable(e.name) + " stalls");
     }
   }
-  check_crc(src, e.name, e.crc32, crc32_update(0, out));
+  check_crc(src.name(), e.name, e.crc32, crc32_update(0, out));
   return out;
 }
 

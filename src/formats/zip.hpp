@@ -81,7 +81,7 @@ std::uint32_t crc32_update(std::uint32_t crc, std::span<const std::byte> bytes);
 
 // Error{parse} naming the member (and `what`, e.g. the tensor) when the
 // CRC-32 computed over the whole member differs from the recorded one.
-void check_crc(const Source& source, std::string_view member, std::uint32_t expected,
+void check_crc(std::string_view source_name, std::string_view member, std::uint32_t expected,
                std::uint32_t computed, std::string_view what = {});
 
 // The whole uncompressed member, for small metadata members (data.pkl,

@@ -108,8 +108,7 @@ bool detect_bnb4(DetectContext& ctx, TensorInfo& t) {
   }
   const std::uint64_t blocks = ceil_div(total, block);
 
-  TensorInfo w = t;
-  QuantInfo& q = w.quant;
+  scheme::Bnb4 q;
   q.fp4 = fp4;
   q.block_size = block;
   const TensorInfo* nested_absmax = ctx.find(t.name + ".nested_absmax");
@@ -118,14 +117,14 @@ bool detect_bnb4(DetectContext& ctx, TensorInfo& t) {
     if (!nested_absmax || !nested_map) {
       bad("double quant needs both .nested_absmax and .nested_quant_map");
     }
-    q.double_quant = true;
+    scheme::Bnb4::Nested& n = q.nested.emplace();
     if (absmax->dtype != DType::u8 || absmax->element_count() != blocks) {
       bad("double-quantized absmax must be " + std::to_string(blocks) + " U8 values");
     }
     if (nested_map->dtype != DType::f32 || nested_map->element_count() != 256) {
       bad("nested_quant_map must be 256 F32 values");
     }
-    q.nested_block_size = positive(o, "nested_blocksize", t.name);
+    n.block_size = positive(o, "nested_blocksize", t.name);
     const auto* off = o.if_contains("nested_offset");
     if (!off || !off->is_number()) {
       bad("quant_state has no numeric \"nested_offset\"");
@@ -134,27 +133,26 @@ bool detect_bnb4(DetectContext& ctx, TensorInfo& t) {
     if (!std::isfinite(offset)) {
       bad("nested_offset is not finite");
     }
-    q.nested_offset = static_cast<float>(offset);
+    n.offset = static_cast<float>(offset);
     if (nested_absmax->dtype != DType::f32 ||
-        nested_absmax->element_count() != ceil_div(blocks, q.nested_block_size)) {
-      bad("nested_absmax must be " + std::to_string(ceil_div(blocks, q.nested_block_size)) +
+        nested_absmax->element_count() != ceil_div(blocks, n.block_size)) {
+      bad("nested_absmax must be " + std::to_string(ceil_div(blocks, n.block_size)) +
           " F32 values (" + std::to_string(blocks) + " blocks in nested blocks of " +
-          std::to_string(q.nested_block_size) + ")");
+          std::to_string(n.block_size) + ")");
     }
   } else if (absmax->dtype != DType::f32 || absmax->element_count() != blocks) {
     bad("absmax must be " + std::to_string(blocks) + " F32 values (" + std::to_string(total) +
         " values in blocks of " + std::to_string(block) + ")");
   }
-  w.encoding = Encoding::bnb4;
-  w.shape = std::move(shape);
-  ctx.attach(w, "absmax", t.name + ".absmax");
-  ctx.attach(w, "quant_map", t.name + ".quant_map");
-  ctx.attach(w, "quant_state", state_name);
-  if (q.double_quant) {
-    ctx.attach(w, "nested_absmax", t.name + ".nested_absmax");
-    ctx.attach(w, "nested_quant_map", t.name + ".nested_quant_map");
+  q.absmax = ctx.claim(t.name, t.name + ".absmax");
+  q.quant_map = ctx.claim(t.name, t.name + ".quant_map");
+  q.quant_state = ctx.claim(t.name, state_name);
+  if (q.nested) {
+    q.nested->absmax = ctx.claim(t.name, t.name + ".nested_absmax");
+    q.nested->quant_map = ctx.claim(t.name, t.name + ".nested_quant_map");
   }
-  t = std::move(w);
+  t.shape = std::move(shape);
+  t.scheme = std::move(q);
   return true;
 }
 
@@ -174,11 +172,12 @@ bool detect_bnb_int8(DetectContext& ctx, TensorInfo& t) {
   if (scb->dtype != DType::f32 || scb->shape.size() != 1 || scb->shape[0] != t.shape[0]) {
     bad("SCB must be F32 [" + std::to_string(t.shape[0]) + "]");
   }
-  t.encoding = Encoding::bnb_int8;
-  ctx.attach(t, "SCB", base + ".SCB");
+  scheme::BnbInt8 q;
+  q.scb = ctx.claim(t.name, base + ".SCB");
   if (ctx.find(base + ".weight_format")) {
-    ctx.attach(t, "weight_format", base + ".weight_format");
+    q.weight_format = ctx.claim(t.name, base + ".weight_format");
   }
+  t.scheme = std::move(q);
   return true;
 }
 

@@ -3,7 +3,9 @@
 // configuration's declared method must agree with what the tensors show.
 #include "src/schemes/detect.hpp"
 
+#include <type_traits>
 #include <unordered_set>
+#include <variant>
 
 #include "mneme/error.hpp"
 #include "src/schemes/detect_context.hpp"
@@ -25,19 +27,18 @@ const TensorInfo* DetectContext::find(const std::string& name) const {
   return &catalog.tensors[it->second];
 }
 
-void DetectContext::attach(TensorInfo& weight, const std::string& role, const std::string& name) {
+Companion DetectContext::claim(const std::string& weight, const std::string& name) {
   const std::size_t i = by_name_.at(name);
   if (companion_[i]) {
-    scheme_error("quantized", weight.name,
-                 "companion " + printable(name) + " serves another weight");
+    scheme_error("quantized", weight, "companion " + printable(name) + " serves another weight");
   }
   const TensorInfo& c = catalog.tensors[i];
-  if (!c.layout.trivial() || c.encoding != Encoding::plain) {
-    scheme_error("quantized", weight.name,
-                 "companion " + printable(name) + " is not a plain tensor");
+  if (!c.layout.trivial() || !std::holds_alternative<scheme::Plain>(c.scheme)) {
+    scheme_error("quantized", weight, "companion " + printable(name) + " is not a plain tensor");
   }
   companion_[i] = true;
-  weight.quant.companions.push_back(Companion{role, c.name, c.dtype, c.shape, c.data});
+  claims_.push_back(i);
+  return Companion{c.name, c.dtype, c.shape, c.data};
 }
 
 std::string DetectContext::read_small(const TensorInfo& t, std::uint64_t cap) const {
@@ -57,12 +58,11 @@ std::string DetectContext::read_small(const TensorInfo& t, std::uint64_t cap) co
   return bytes;
 }
 
-void DetectContext::release(const TensorInfo& weight) {
-  for (const auto& c : weight.quant.companions) {
-    if (const auto it = by_name_.find(c.name); it != by_name_.end()) {
-      companion_[it->second] = false;
-    }
+void DetectContext::release_claims() {
+  for (std::size_t i : claims_) {
+    companion_[i] = false;
   }
+  claims_.clear();
 }
 
 void DetectContext::remove_companions() {
@@ -83,31 +83,40 @@ void scheme_error(const std::string& scheme, const std::string& tensor, const st
 namespace {
 
 // config.json's quant_method must name what the tensors show.
-void check_method(const QuantConfig& config, const std::unordered_set<Encoding>& found) {
+// The variant index of scheme type T.
+template <class T>
+constexpr std::size_t kind() {
+  return Scheme(T{}).index();
+}
+
+void check_method(const QuantConfig& config, const std::unordered_set<std::size_t>& found) {
   if (!config.method) {
     return;
   }
   const std::string& m = *config.method;
-  const auto has = [&](Encoding e) { return found.count(e) != 0; };
+  const auto has = [&](std::size_t e) { return found.count(e) != 0; };
+  const std::size_t gptq = kind<scheme::Gptq>(), awq = kind<scheme::Awq>(),
+                    bnb4 = kind<scheme::Bnb4>(), int8 = kind<scheme::BnbInt8>(),
+                    fp8 = kind<scheme::Fp8>();
   bool agrees = true;
   if (m == "gptq") {
-    agrees = has(Encoding::gptq) && !has(Encoding::awq);
+    agrees = has(gptq) && !has(awq);
   } else if (m == "awq") {
-    agrees = has(Encoding::awq) && !has(Encoding::gptq);
+    agrees = has(awq) && !has(gptq);
   } else if (m == "bitsandbytes") {
-    agrees = has(Encoding::bnb4) || has(Encoding::bnb_int8);
+    agrees = has(bnb4) || has(int8);
   } else if (m == "fp8") {
-    agrees = has(Encoding::fp8_scaled);
+    agrees = has(fp8);
   } else {
     return;  // methods we do not decode say nothing about these tensors
   }
   if (!agrees) {
     std::string seen;
-    for (const auto& [e, name] : {std::pair{Encoding::gptq, "gptq"},
-                                  {Encoding::awq, "awq"},
-                                  {Encoding::bnb4, "bitsandbytes 4-bit"},
-                                  {Encoding::bnb_int8, "bitsandbytes int8"},
-                                  {Encoding::fp8_scaled, "fp8"}}) {
+    for (const auto& [e, name] : {std::pair{gptq, "gptq"},
+                                  {awq, "awq"},
+                                  {bnb4, "bitsandbytes 4-bit"},
+                                  {int8, "bitsandbytes int8"},
+                                  {fp8, "fp8"}}) {
       if (has(e)) {
         seen += (seen.empty() ? "" : ", ") + std::string(name);
       }
@@ -124,26 +133,27 @@ void detect_schemes(Catalog& catalog, const boost::json::value* config,
                     const boost::json::value* quantize_config, bool lenient) {
   const QuantConfig qc = read_quant_config(config, quantize_config, catalog.header.metadata);
   DetectContext ctx(catalog, qc);
-  std::unordered_set<Encoding> found;
+  std::unordered_set<std::size_t> found;  // Scheme alternatives seen
   // One detector on one tensor. Lenient: a failure leaves the tensor (and
   // what it had claimed) as stored, and becomes a warning on it.
   const auto offer = [&](TensorInfo& t, auto&& detect) {
-    if (t.encoding != Encoding::plain || !ctx.find(t.name)) {
+    if (!std::holds_alternative<scheme::Plain>(t.scheme) || !ctx.find(t.name)) {
       return;
     }
     if (!lenient) {
       if (detect(t)) {
-        found.insert(t.encoding);
+        found.insert(t.scheme.index());
       }
       return;
     }
     TensorInfo before = t;
     try {
       if (detect(t)) {
-        found.insert(t.encoding);
+        found.insert(t.scheme.index());
       }
+      ctx.keep_claims();
     } catch (const Error& e) {
-      ctx.release(t);
+      ctx.release_claims();
       t = std::move(before);
       catalog.warnings.push_back({t.name, e.what()});
     }
@@ -181,37 +191,39 @@ void detect_schemes(Catalog& catalog, const boost::json::value* config,
 }
 
 std::string scheme_description(const TensorInfo& t) {
-  const QuantInfo& q = t.quant;
-  const auto group = [&] {
-    return q.group_size == t.shape.at(1) ? std::string("per-row")
-                                         : "group " + std::to_string(q.group_size);
+  const auto group = [&](std::uint64_t g) {
+    return g == t.shape.at(1) ? std::string("per-row") : "group " + std::to_string(g);
   };
-  switch (t.encoding) {
-    case Encoding::fp8_scaled: {
-      std::string s = t.dtype == DType::f8_e5m2 ? "fp8 e5m2 " : "fp8 e4m3 ";
-      switch (q.fp8_scaling) {
-        case QuantInfo::Fp8Scaling::per_tensor:
-          return s + "per-tensor";
-        case QuantInfo::Fp8Scaling::per_channel:
-          return s + "per-channel";
-        case QuantInfo::Fp8Scaling::block:
-          return s + "block " + std::to_string(q.block_rows) + "x" + std::to_string(q.block_cols);
-      }
-      return s;
-    }
-    case Encoding::gptq:
-      return "gptq " + std::to_string(q.bits) + "-bit " + group() +
-             (q.companion("g_idx") ? " g_idx" : "") + (q.gptq_v2 ? " v2" : "");
-    case Encoding::awq:
-      return "awq " + std::to_string(q.bits) + "-bit " + group();
-    case Encoding::bnb4:
-      return std::string("bnb ") + (q.fp4 ? "fp4" : "nf4") + " block " +
-             std::to_string(q.block_size) + (q.double_quant ? " double-quant" : "");
-    case Encoding::bnb_int8:
-      return "bnb int8";
-    default:
-      return "";
-  }
+  return std::visit(
+      [&](const auto& q) -> std::string {
+        using T = std::decay_t<decltype(q)>;
+        if constexpr (std::is_same_v<T, scheme::Fp8>) {
+          const std::string s = t.dtype == DType::f8_e5m2 ? "fp8 e5m2 " : "fp8 e4m3 ";
+          switch (q.scaling) {
+            case scheme::Fp8::Scaling::per_tensor:
+              return s + "per-tensor";
+            case scheme::Fp8::Scaling::per_channel:
+              return s + "per-channel";
+            case scheme::Fp8::Scaling::block:
+              return s + "block " + std::to_string(q.block_rows) + "x" +
+                     std::to_string(q.block_cols);
+          }
+          return s;
+        } else if constexpr (std::is_same_v<T, scheme::Gptq>) {
+          return "gptq " + std::to_string(q.bits) + "-bit " + group(q.group_size) +
+                 (q.g_idx ? " g_idx" : "") + (q.v2 ? " v2" : "");
+        } else if constexpr (std::is_same_v<T, scheme::Awq>) {
+          return "awq " + std::to_string(q.bits) + "-bit " + group(q.group_size);
+        } else if constexpr (std::is_same_v<T, scheme::Bnb4>) {
+          return std::string("bnb ") + (q.fp4 ? "fp4" : "nf4") + " block " +
+                 std::to_string(q.block_size) + (q.nested ? " double-quant" : "");
+        } else if constexpr (std::is_same_v<T, scheme::BnbInt8>) {
+          return "bnb int8";
+        } else {
+          return "";
+        }
+      },
+      t.scheme);
 }
 
 }  // namespace mneme

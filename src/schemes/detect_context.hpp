@@ -21,20 +21,23 @@ class DetectContext {
 
   // The tensor named `name` that is not yet a companion, or null.
   const TensorInfo* find(const std::string& name) const;
-  // Moves tensor `name` (which find() returned) into `weight`'s companions
-  // under `role`; it leaves the output. A tensor serves one weight only.
-  void attach(TensorInfo& weight, const std::string& role, const std::string& name);
+  // Claims tensor `name` (which find() returned) as a companion of the weight
+  // named `weight`: it leaves the output. A tensor serves one weight only.
+  Companion claim(const std::string& weight, const std::string& name);
   // Reads a small companion (quant_state JSON) whole; random-access sources only.
   std::string read_small(const TensorInfo& t, std::uint64_t cap) const;
 
   // Drops every attached companion from the catalog's tensor list.
   void remove_companions();
-  // Undoes attach() for every companion `weight` claimed (a detection that failed).
-  void release(const TensorInfo& weight);
+  // Undoes every claim() since the last call (a detection that failed).
+  void release_claims();
+  // Keeps them (a detection that succeeded).
+  void keep_claims() { claims_.clear(); }
 
  private:
   std::unordered_map<std::string, std::size_t> by_name_;
   std::vector<bool> companion_;
+  std::vector<std::size_t> claims_;  // since the last keep/release
 };
 
 [[noreturn]] void scheme_error(const std::string& scheme, const std::string& tensor,

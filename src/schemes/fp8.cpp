@@ -11,7 +11,7 @@
 namespace mneme {
 namespace {
 
-void classify(TensorInfo& w, const TensorInfo& scale, const QuantConfig& config) {
+scheme::Fp8 classify(const TensorInfo& w, const TensorInfo& scale, const QuantConfig& config) {
   const auto bad = [&](const std::string& why) { scheme_error("fp8", w.name, why); };
   if (scale.dtype != DType::f32 && scale.dtype != DType::bf16 && scale.dtype != DType::f16) {
     bad("scale " + printable(scale.name) + " has dtype " + std::string(dtype_name(scale.dtype)));
@@ -21,14 +21,14 @@ void classify(TensorInfo& w, const TensorInfo& scale, const QuantConfig& config)
   }
   const std::uint64_t rows = w.shape[0], cols = w.shape[1];
   const std::uint64_t n = scale.element_count();
-  QuantInfo& q = w.quant;
+  scheme::Fp8 q;
   if (n == 1) {
-    q.fp8_scaling = QuantInfo::Fp8Scaling::per_tensor;
+    q.scaling = scheme::Fp8::Scaling::per_tensor;
   } else if ((scale.shape.size() == 1 && scale.shape[0] == rows) ||
              (scale.shape.size() == 2 && scale.shape[0] == rows && scale.shape[1] == 1)) {
-    q.fp8_scaling = QuantInfo::Fp8Scaling::per_channel;
+    q.scaling = scheme::Fp8::Scaling::per_channel;
   } else if (scale.shape.size() == 2) {
-    q.fp8_scaling = QuantInfo::Fp8Scaling::block;
+    q.scaling = scheme::Fp8::Scaling::block;
     std::uint64_t br = 128, bc = 128;
     if (config.weight_block_size) {
       std::tie(br, bc) = *config.weight_block_size;
@@ -53,7 +53,7 @@ void classify(TensorInfo& w, const TensorInfo& scale, const QuantConfig& config)
           printable(f, 16) + "\"");
     }
   }
-  w.encoding = Encoding::fp8_scaled;
+  return q;
 }
 
 }  // namespace
@@ -68,8 +68,9 @@ bool detect_fp8(DetectContext& ctx, TensorInfo& t) {
     if (!scale) {
       continue;
     }
-    classify(t, *scale, ctx.config);
-    ctx.attach(t, "scale", name);
+    scheme::Fp8 q = classify(t, *scale, ctx.config);
+    q.scale = ctx.claim(t.name, name);
+    t.scheme = std::move(q);
     return true;
   }
   return false;

@@ -111,16 +111,15 @@ bool detect_gptq_awq(DetectContext& ctx, TensorInfo& t) {
     group = in / groups;
   }
 
-  TensorInfo w = t;
-  QuantInfo& q = w.quant;
-  q.bits = bits;
-  q.group_size = group;
+  const std::string weight = base + ".weight";
   if (gptq) {
-    w.encoding = Encoding::gptq;
+    scheme::Gptq q;
+    q.bits = bits;
+    q.group_size = group;
     if (cfg.checkpoint_format) {
       const std::string& f = *cfg.checkpoint_format;
       if (f == "gptq_v2") {
-        q.gptq_v2 = true;
+        q.v2 = true;
       } else if (f != "gptq") {
         fail(ErrorKind::unsupported, "gptq tensor \"" + printable(t.name) +
                                          "\": " + cfg.checkpoint_format.origin + " \"" +
@@ -144,13 +143,16 @@ bool detect_gptq_awq(DetectContext& ctx, TensorInfo& t) {
       bad("shape [" + std::to_string(out) + ", " + std::to_string(in) + "] not a multiple of " +
           std::to_string(pack));
     }
-    ctx.attach(w, "scales", base + ".scales");
-    ctx.attach(w, "qzeros", base + ".qzeros");
+    q.scales = ctx.claim(weight, base + ".scales");
+    q.qzeros = ctx.claim(weight, base + ".qzeros");
     if (g_idx) {
-      ctx.attach(w, "g_idx", base + ".g_idx");
+      q.g_idx = ctx.claim(weight, base + ".g_idx");
     }
+    t.scheme = std::move(q);
   } else {
-    w.encoding = Encoding::awq;
+    scheme::Awq q;
+    q.bits = bits;
+    q.group_size = group;
     if (cfg.awq_version && *cfg.awq_version != "gemm") {
       fail(ErrorKind::unsupported,
            "awq tensor \"" + printable(t.name) + "\": " + cfg.awq_version.origin + " \"" +
@@ -164,12 +166,12 @@ bool detect_gptq_awq(DetectContext& ctx, TensorInfo& t) {
       bad("group size cannot be known: " + std::to_string(groups) + " groups of " +
           std::to_string(in) + " rows");
     }
-    ctx.attach(w, "scales", base + ".scales");
-    ctx.attach(w, "qzeros", base + ".qzeros");
+    q.scales = ctx.claim(weight, base + ".scales");
+    q.qzeros = ctx.claim(weight, base + ".qzeros");
+    t.scheme = std::move(q);
   }
-  w.name = base + ".weight";
-  w.shape = {out, in};
-  t = std::move(w);
+  t.name = weight;
+  t.shape = {out, in};
   return true;
 }
 

@@ -1,0 +1,109 @@
+// How a tensor's stored bytes become values: one typed description per
+// quantization scheme, with its parameters and its companion tensors as typed
+// fields, so that what a decoder needs is checked by the compiler rather than
+// looked up by role name at run time. The catalog carries one per tensor
+// (TensorInfo::scheme); src/schemes/ detects them and builds their codecs.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "mneme/dtype.hpp"
+
+namespace mneme {
+
+// A byte range inside one of the catalog's sources.
+struct Extent {
+  std::uint32_t source = 0;
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+};
+
+// A small tensor a quantized weight needs (scales, zeros, ...), possibly in
+// another shard. It leaves the tensor list; the weight's scheme holds it.
+struct Companion {
+  std::string name;
+  DType dtype = DType::f32;
+  std::vector<std::uint64_t> shape;
+  Extent data;
+};
+
+namespace scheme {
+
+// The bytes are `TensorInfo::dtype` elements (converted between float widths on request).
+struct Plain {};
+
+// ggml quantization blocks of one type (kernels/gguf/gguf_types.hpp).
+struct GgufBlocks {
+  std::uint32_t type = 0;
+};
+
+// F8_E4M3 / F8_E5M2 elements of a 2-D weight times a scale.
+struct Fp8 {
+  enum class Scaling : std::uint8_t { per_tensor, per_channel, block };
+  Scaling scaling = Scaling::per_tensor;
+  std::uint32_t block_rows = 128;  // Scaling::block
+  std::uint32_t block_cols = 128;
+  Companion scale;
+};
+
+// I32-packed 4/8-bit weights (`.qweight`), decoded to the nn.Linear
+// orientation [out, in]; TensorInfo::shape is that decoded shape.
+struct Gptq {
+  std::uint32_t bits = 4;
+  std::uint64_t group_size = 0;  // input rows per group; 0: only g_idx knows
+  bool v2 = false;               // checkpoint_format gptq_v2: zeros stored without the -1
+  Companion scales;
+  Companion qzeros;
+  std::optional<Companion> g_idx;
+};
+
+struct Awq {
+  std::uint32_t bits = 4;
+  std::uint64_t group_size = 0;
+  Companion scales;
+  Companion qzeros;
+};
+
+// BitsAndBytes NF4/FP4: two codes per byte, decoded to the shape the
+// quant_state records.
+struct Bnb4 {
+  bool fp4 = false;  // FP4 codes, else NF4 (the decode uses the stored quant_map either way)
+  std::uint64_t block_size = 0;
+  Companion absmax;
+  Companion quant_map;
+  Companion quant_state;  // the JSON it was detected from; not needed to decode
+  struct Nested {         // double quantization of absmax
+    std::uint64_t block_size = 0;
+    float offset = 0.0f;
+    Companion absmax;
+    Companion quant_map;
+  };
+  std::optional<Nested> nested;
+};
+
+// LLM.int8(): I8 [out, in] rows times the per-row SCB scale.
+struct BnbInt8 {
+  Companion scb;
+  std::optional<Companion> weight_format;  // detection only; not needed to decode
+};
+
+}  // namespace scheme
+
+using Scheme = std::variant<scheme::Plain, scheme::GgufBlocks, scheme::Fp8, scheme::Gptq,
+                            scheme::Awq, scheme::Bnb4, scheme::BnbInt8>;
+
+// Every companion a scheme holds (those only detection needed included), in
+// a fixed order per scheme.
+std::vector<const Companion*> companions_of(const Scheme& s);
+
+// A scheme other than Plain and GgufBlocks: decoded with companions.
+inline bool has_companions(const Scheme& s) {
+  return !std::holds_alternative<scheme::Plain>(s) &&
+         !std::holds_alternative<scheme::GgufBlocks>(s);
+}
+
+}  // namespace mneme

@@ -99,6 +99,7 @@ using Scheme = std::variant<scheme::Plain, scheme::GgufBlocks, scheme::Fp8, sche
 // Every companion a scheme holds (those only detection needed included), in
 // a fixed order per scheme.
 std::vector<const Companion*> companions_of(const Scheme& s);
+std::vector<Companion*> companions_of(Scheme& s);
 
 // A scheme other than Plain and GgufBlocks: decoded with companions.
 inline bool has_companions(const Scheme& s) {

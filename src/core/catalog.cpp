@@ -74,4 +74,12 @@ std::vector<const Companion*> companions_of(const Scheme& s) {
   return out;
 }
 
+std::vector<Companion*> companions_of(Scheme& s) {
+  std::vector<Companion*> out;
+  for (const Companion* c : companions_of(static_cast<const Scheme&>(s))) {
+    out.push_back(const_cast<Companion*>(c));  // the scheme itself is not const
+  }
+  return out;
+}
+
 }  // namespace mneme

@@ -9,6 +9,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/gguf/gguf_types.hpp"
+
 namespace mneme::kernels::gguf::detail {
 
 inline constexpr std::size_t kQK = 32;     // legacy / IQ4_NL / MXFP4 block
@@ -139,30 +141,11 @@ struct BlockMXFP4 {
   std::uint8_t qs[16];
 };
 
-static_assert(sizeof(BlockQ4_0) == 18);
-static_assert(sizeof(BlockQ4_1) == 20);
-static_assert(sizeof(BlockQ5_0) == 22);
-static_assert(sizeof(BlockQ5_1) == 24);
-static_assert(sizeof(BlockQ8_0) == 34);
-static_assert(sizeof(BlockQ8_1) == 36);
-static_assert(sizeof(BlockQ2_K) == 84);
-static_assert(sizeof(BlockQ3_K) == 110);
-static_assert(sizeof(BlockQ4_K) == 144);
-static_assert(sizeof(BlockQ5_K) == 176);
-static_assert(sizeof(BlockQ6_K) == 210);
-static_assert(sizeof(BlockQ8_K) == 292);
-static_assert(sizeof(BlockIQ2_XXS) == 66);
-static_assert(sizeof(BlockIQ2_XS) == 74);
-static_assert(sizeof(BlockIQ2_S) == 82);
-static_assert(sizeof(BlockIQ3_XXS) == 98);
-static_assert(sizeof(BlockIQ3_S) == 110);
-static_assert(sizeof(BlockIQ1_S) == 50);
-static_assert(sizeof(BlockIQ1_M) == 56);
-static_assert(sizeof(BlockIQ4_NL) == 18);
-static_assert(sizeof(BlockIQ4_XS) == 136);
-static_assert(sizeof(BlockTQ1_0) == 54);
-static_assert(sizeof(BlockTQ2_0) == 66);
-static_assert(sizeof(BlockMXFP4) == 17);
+// Every block struct has the size the type table gives.
+#define MNEME_GGUF_BLOCK_SIZE(name, id, elements, bytes) \
+  static_assert(sizeof(Block##name) == (bytes), "block size of " #name);
+MNEME_GGUF_BLOCK_TYPES(MNEME_GGUF_BLOCK_SIZE)
+#undef MNEME_GGUF_BLOCK_SIZE
 
 // Q4_K / Q5_K: the j-th (scale, min) pair of 6 bits (ggml's get_scale_min_k4).
 inline void scale_min_k4(int j, const std::uint8_t* q, std::uint8_t* d, std::uint8_t* m) noexcept {

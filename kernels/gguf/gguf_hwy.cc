@@ -665,86 +665,46 @@ HWY_INLINE void RunBlocks(const Block& block, const std::uint8_t* in, std::size_
   for (std::size_t b = 0; b < n_blocks; ++b) block(in + b * bytes, dst, b * qk);
 }
 
+// Block kernels named after their type, as the dispatch below expects: the
+// Q8 pair share one kernel; types without a SIMD kernel decode each block
+// with the scalar reference and narrow it with SIMD.
+template <class S>
+HWY_INLINE void BlockQ8_0(const std::uint8_t* p, std::uint8_t* dst, std::size_t idx) {
+  BlockQ8<S, 2>(p, dst, idx);
+}
+template <class S>
+HWY_INLINE void BlockQ8_1(const std::uint8_t* p, std::uint8_t* dst, std::size_t idx) {
+  BlockQ8<S, 4>(p, dst, idx);
+}
+#define MNEME_GGUF_VIA_SCALAR(name)                                                          \
+  template <class S>                                                                         \
+  HWY_INLINE void Block##name(const std::uint8_t* p, std::uint8_t* dst, std::size_t idx) {   \
+    BlockViaScalar<S>(detail::scalar_block_decoder(GgmlType::name),                          \
+                      block_info(static_cast<std::uint32_t>(GgmlType::name))->elements, p, \
+                      dst, idx);                                                             \
+  }
+MNEME_GGUF_VIA_SCALAR(IQ1_S)
+MNEME_GGUF_VIA_SCALAR(IQ1_M)
+MNEME_GGUF_VIA_SCALAR(TQ1_0)
+#undef MNEME_GGUF_VIA_SCALAR
+
 template <class S>
 void DequantizeOut(GgmlType t, const std::uint8_t* in, std::size_t n, std::uint8_t* dst) {
   const auto info = block_info(static_cast<std::uint32_t>(t));
   const std::size_t bytes = info->bytes;
   const std::size_t qk = info->elements;
-#define MNEME_GGUF_RUN(fn)                                                                     \
-  RunBlocks([](const std::uint8_t* p, std::uint8_t* o, std::size_t i) { fn(p, o, i); }, in, n, \
-            bytes, qk, dst)
   switch (t) {
-    case GgmlType::Q4_0:
-      MNEME_GGUF_RUN((BlockQ4_0<S>));
-      return;
-    case GgmlType::Q4_1:
-      MNEME_GGUF_RUN((BlockQ4_1<S>));
-      return;
-    case GgmlType::Q5_0:
-      MNEME_GGUF_RUN((BlockQ5_0<S>));
-      return;
-    case GgmlType::Q5_1:
-      MNEME_GGUF_RUN((BlockQ5_1<S>));
-      return;
-    case GgmlType::Q8_0:
-      MNEME_GGUF_RUN((BlockQ8<S, 2>));
-      return;
-    case GgmlType::Q8_1:
-      MNEME_GGUF_RUN((BlockQ8<S, 4>));
-      return;
-    case GgmlType::Q2_K:
-      MNEME_GGUF_RUN((BlockQ2_K<S>));
-      return;
-    case GgmlType::Q3_K:
-      MNEME_GGUF_RUN((BlockQ3_K<S>));
-      return;
-    case GgmlType::Q4_K:
-      MNEME_GGUF_RUN((BlockQ4_K<S>));
-      return;
-    case GgmlType::Q5_K:
-      MNEME_GGUF_RUN((BlockQ5_K<S>));
-      return;
-    case GgmlType::Q6_K:
-      MNEME_GGUF_RUN((BlockQ6_K<S>));
-      return;
-    case GgmlType::Q8_K:
-      MNEME_GGUF_RUN((BlockQ8_K<S>));
-      return;
-    case GgmlType::IQ4_NL:
-      MNEME_GGUF_RUN((BlockIQ4_NL<S>));
-      return;
-    case GgmlType::IQ4_XS:
-      MNEME_GGUF_RUN((BlockIQ4_XS<S>));
-      return;
-    case GgmlType::MXFP4:
-      MNEME_GGUF_RUN((BlockMXFP4<S>));
-      return;
-    case GgmlType::TQ2_0:
-      MNEME_GGUF_RUN((BlockTQ2_0<S>));
-      return;
-    case GgmlType::IQ2_XXS:
-      MNEME_GGUF_RUN((BlockIQ2_XXS<S>));
-      return;
-    case GgmlType::IQ2_XS:
-      MNEME_GGUF_RUN((BlockIQ2_XS<S>));
-      return;
-    case GgmlType::IQ2_S:
-      MNEME_GGUF_RUN((BlockIQ2_S<S>));
-      return;
-    case GgmlType::IQ3_XXS:
-      MNEME_GGUF_RUN((BlockIQ3_XXS<S>));
-      return;
-    case GgmlType::IQ3_S:
-      MNEME_GGUF_RUN((BlockIQ3_S<S>));
-      return;
+#define MNEME_GGUF_DISPATCH(name, ...)                                                       \
+  case GgmlType::name:                                                                       \
+    RunBlocks([](const std::uint8_t* p, std::uint8_t* o,                                     \
+                 std::size_t i) { Block##name<S>(p, o, i); },                                \
+              in, n, bytes, qk, dst);                                                        \
+    return;
+    MNEME_GGUF_BLOCK_TYPES(MNEME_GGUF_DISPATCH)
+#undef MNEME_GGUF_DISPATCH
     default:
       break;
   }
-#undef MNEME_GGUF_RUN
-  const detail::BlockDecodeFn decode = detail::scalar_block_decoder(t);
-  RunBlocks([decode, qk](const std::uint8_t* p, std::uint8_t* o,
-                         std::size_t i) { BlockViaScalar<S>(decode, qk, p, o, i); },
-            in, n, bytes, qk, dst);
 }
 
 template <OutType kOut>

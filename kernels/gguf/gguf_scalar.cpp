@@ -29,7 +29,7 @@ float half(const std::uint8_t* p) noexcept {
 
 // ---- legacy 32-element blocks ----
 
-void decode_q4_0(const std::uint8_t* p, float* y) noexcept {
+void decode_Q4_0(const std::uint8_t* p, float* y) noexcept {
   const auto x = load_block<BlockQ4_0>(p);
   const float d = half(x.d);
   for (int j = 0; j < 16; ++j) {
@@ -40,7 +40,7 @@ void decode_q4_0(const std::uint8_t* p, float* y) noexcept {
   }
 }
 
-void decode_q4_1(const std::uint8_t* p, float* y) noexcept {
+void decode_Q4_1(const std::uint8_t* p, float* y) noexcept {
   const auto x = load_block<BlockQ4_1>(p);
   const float d = half(x.d);
   const float m = half(x.m);
@@ -52,7 +52,7 @@ void decode_q4_1(const std::uint8_t* p, float* y) noexcept {
   }
 }
 
-void decode_q5_0(const std::uint8_t* p, float* y) noexcept {
+void decode_Q5_0(const std::uint8_t* p, float* y) noexcept {
   const auto x = load_block<BlockQ5_0>(p);
   const float d = half(x.d);
   const std::uint32_t qh = load_u32(x.qh);
@@ -66,7 +66,7 @@ void decode_q5_0(const std::uint8_t* p, float* y) noexcept {
   }
 }
 
-void decode_q5_1(const std::uint8_t* p, float* y) noexcept {
+void decode_Q5_1(const std::uint8_t* p, float* y) noexcept {
   const auto x = load_block<BlockQ5_1>(p);
   const float d = half(x.d);
   const float m = half(x.m);
@@ -81,13 +81,13 @@ void decode_q5_1(const std::uint8_t* p, float* y) noexcept {
   }
 }
 
-void decode_q8_0(const std::uint8_t* p, float* y) noexcept {
+void decode_Q8_0(const std::uint8_t* p, float* y) noexcept {
   const auto x = load_block<BlockQ8_0>(p);
   const float d = half(x.d);
   for (int j = 0; j < 32; ++j) y[j] = static_cast<float>(x.qs[j]) * d;
 }
 
-void decode_q8_1(const std::uint8_t* p, float* y) noexcept {
+void decode_Q8_1(const std::uint8_t* p, float* y) noexcept {
   const auto x = load_block<BlockQ8_1>(p);
   const float d = half(x.d);
   for (int j = 0; j < 32; ++j) y[j] = static_cast<float>(x.qs[j]) * d;
@@ -95,7 +95,7 @@ void decode_q8_1(const std::uint8_t* p, float* y) noexcept {
 
 // ---- K-quants (256-element super-blocks) ----
 
-void decode_q2_k(const std::uint8_t* p, float* y) noexcept {
+void decode_Q2_K(const std::uint8_t* p, float* y) noexcept {
   const auto x = load_block<BlockQ2_K>(p);
   const float d = half(x.d);
   const float min = half(x.dmin);
@@ -135,7 +135,7 @@ void unpack_q3_k_scales(const std::uint8_t* s, int* out) noexcept {
   }
 }
 
-void decode_q3_k(const std::uint8_t* p, float* y) noexcept {
+void decode_Q3_K(const std::uint8_t* p, float* y) noexcept {
   const auto x = load_block<BlockQ3_K>(p);
   const float d_all = half(x.d);
   int scales[16];
@@ -164,7 +164,7 @@ void decode_q3_k(const std::uint8_t* p, float* y) noexcept {
   }
 }
 
-void decode_q4_k(const std::uint8_t* p, float* y) noexcept {
+void decode_Q4_K(const std::uint8_t* p, float* y) noexcept {
   const auto x = load_block<BlockQ4_K>(p);
   const float d = half(x.d);
   const float min = half(x.dmin);
@@ -185,7 +185,7 @@ void decode_q4_k(const std::uint8_t* p, float* y) noexcept {
   }
 }
 
-void decode_q5_k(const std::uint8_t* p, float* y) noexcept {
+void decode_Q5_K(const std::uint8_t* p, float* y) noexcept {
   const auto x = load_block<BlockQ5_K>(p);
   const float d = half(x.d);
   const float min = half(x.dmin);
@@ -214,7 +214,7 @@ void decode_q5_k(const std::uint8_t* p, float* y) noexcept {
   }
 }
 
-void decode_q6_k(const std::uint8_t* p, float* y) noexcept {
+void decode_Q6_K(const std::uint8_t* p, float* y) noexcept {
   const auto x = load_block<BlockQ6_K>(p);
   const float d = half(x.d);
   const std::uint8_t* ql = x.ql;
@@ -239,7 +239,7 @@ void decode_q6_k(const std::uint8_t* p, float* y) noexcept {
   }
 }
 
-void decode_q8_k(const std::uint8_t* p, float* y) noexcept {
+void decode_Q8_K(const std::uint8_t* p, float* y) noexcept {
   const auto x = load_block<BlockQ8_K>(p);
   const float d = f32_from_bits(load_u32(x.d));
   for (int j = 0; j < 256; ++j) y[j] = d * static_cast<float>(x.qs[j]);
@@ -247,7 +247,7 @@ void decode_q8_k(const std::uint8_t* p, float* y) noexcept {
 
 // ---- ternary ----
 
-void decode_tq1_0(const std::uint8_t* p, float* y) noexcept {
+void decode_TQ1_0(const std::uint8_t* p, float* y) noexcept {
   const auto x = load_block<BlockTQ1_0>(p);
   const float d = half(x.d);
   constexpr std::uint8_t pow3[6] = {1, 3, 9, 27, 81, 243};
@@ -266,7 +266,7 @@ void decode_tq1_0(const std::uint8_t* p, float* y) noexcept {
   }
 }
 
-void decode_tq2_0(const std::uint8_t* p, float* y) noexcept {
+void decode_TQ2_0(const std::uint8_t* p, float* y) noexcept {
   const auto x = load_block<BlockTQ2_0>(p);
   const float d = half(x.d);
   for (int j = 0; j < 64; j += 32) {
@@ -281,7 +281,7 @@ void decode_tq2_0(const std::uint8_t* p, float* y) noexcept {
 
 // ---- non-linear 4-bit ----
 
-void decode_iq4_nl(const std::uint8_t* p, float* y) noexcept {
+void decode_IQ4_NL(const std::uint8_t* p, float* y) noexcept {
   const auto x = load_block<BlockIQ4_NL>(p);
   const float d = half(x.d);
   for (int j = 0; j < 16; ++j) {
@@ -290,7 +290,7 @@ void decode_iq4_nl(const std::uint8_t* p, float* y) noexcept {
   }
 }
 
-void decode_iq4_xs(const std::uint8_t* p, float* y) noexcept {
+void decode_IQ4_XS(const std::uint8_t* p, float* y) noexcept {
   const auto x = load_block<BlockIQ4_XS>(p);
   const float d = half(x.d);
   const std::uint16_t scales_h = load_u16(x.scales_h);
@@ -307,7 +307,7 @@ void decode_iq4_xs(const std::uint8_t* p, float* y) noexcept {
   }
 }
 
-void decode_mxfp4(const std::uint8_t* p, float* y) noexcept {
+void decode_MXFP4(const std::uint8_t* p, float* y) noexcept {
   const auto x = load_block<BlockMXFP4>(p);
   const float d = f32_from_bits(e8m0_half_bits(x.e));
   for (int j = 0; j < 16; ++j) {
@@ -322,7 +322,7 @@ float sign_of(std::uint8_t signs, int j) noexcept {
   return (signs >> j) & 1 ? -1.f : 1.f;
 }
 
-void decode_iq2_xxs(const std::uint8_t* p, float* y) noexcept {
+void decode_IQ2_XXS(const std::uint8_t* p, float* y) noexcept {
   const auto x = load_block<BlockIQ2_XXS>(p);
   const float d = half(x.d);
   for (int ib32 = 0; ib32 < 8; ++ib32) {
@@ -338,7 +338,7 @@ void decode_iq2_xxs(const std::uint8_t* p, float* y) noexcept {
   }
 }
 
-void decode_iq2_xs(const std::uint8_t* p, float* y) noexcept {
+void decode_IQ2_XS(const std::uint8_t* p, float* y) noexcept {
   const auto x = load_block<BlockIQ2_XS>(p);
   const float d = half(x.d);
   for (int ib32 = 0; ib32 < 8; ++ib32) {
@@ -355,7 +355,7 @@ void decode_iq2_xs(const std::uint8_t* p, float* y) noexcept {
   }
 }
 
-void decode_iq2_s(const std::uint8_t* p, float* y) noexcept {
+void decode_IQ2_S(const std::uint8_t* p, float* y) noexcept {
   const auto x = load_block<BlockIQ2_S>(p);
   const float d = half(x.d);
   const std::uint8_t* qs = x.qs;
@@ -374,7 +374,7 @@ void decode_iq2_s(const std::uint8_t* p, float* y) noexcept {
   }
 }
 
-void decode_iq3_xxs(const std::uint8_t* p, float* y) noexcept {
+void decode_IQ3_XXS(const std::uint8_t* p, float* y) noexcept {
   const auto x = load_block<BlockIQ3_XXS>(p);
   const float d = half(x.d);
   const std::uint8_t* qs = x.qs;
@@ -396,7 +396,7 @@ void decode_iq3_xxs(const std::uint8_t* p, float* y) noexcept {
   }
 }
 
-void decode_iq3_s(const std::uint8_t* p, float* y) noexcept {
+void decode_IQ3_S(const std::uint8_t* p, float* y) noexcept {
   const auto x = load_block<BlockIQ3_S>(p);
   const float d = half(x.d);
   const std::uint8_t* qs = x.qs;
@@ -423,7 +423,7 @@ void decode_iq3_s(const std::uint8_t* p, float* y) noexcept {
   }
 }
 
-void decode_iq1_s(const std::uint8_t* p, float* y) noexcept {
+void decode_IQ1_S(const std::uint8_t* p, float* y) noexcept {
   const auto x = load_block<BlockIQ1_S>(p);
   const float d = half(x.d);
   const std::uint8_t* qs = x.qs;
@@ -440,7 +440,7 @@ void decode_iq1_s(const std::uint8_t* p, float* y) noexcept {
   }
 }
 
-void decode_iq1_m(const std::uint8_t* p, float* y) noexcept {
+void decode_IQ1_M(const std::uint8_t* p, float* y) noexcept {
   const auto x = load_block<BlockIQ1_M>(p);
   const std::uint16_t sc[4] = {load_u16(x.scales), load_u16(x.scales + 2), load_u16(x.scales + 4),
                                load_u16(x.scales + 6)};
@@ -476,54 +476,11 @@ void decode_iq1_m(const std::uint8_t* p, float* y) noexcept {
 
 BlockDecodeFn scalar_block_decoder(GgmlType t) noexcept {
   switch (t) {
-    case GgmlType::Q4_0:
-      return decode_q4_0;
-    case GgmlType::Q4_1:
-      return decode_q4_1;
-    case GgmlType::Q5_0:
-      return decode_q5_0;
-    case GgmlType::Q5_1:
-      return decode_q5_1;
-    case GgmlType::Q8_0:
-      return decode_q8_0;
-    case GgmlType::Q8_1:
-      return decode_q8_1;
-    case GgmlType::Q2_K:
-      return decode_q2_k;
-    case GgmlType::Q3_K:
-      return decode_q3_k;
-    case GgmlType::Q4_K:
-      return decode_q4_k;
-    case GgmlType::Q5_K:
-      return decode_q5_k;
-    case GgmlType::Q6_K:
-      return decode_q6_k;
-    case GgmlType::Q8_K:
-      return decode_q8_k;
-    case GgmlType::IQ2_XXS:
-      return decode_iq2_xxs;
-    case GgmlType::IQ2_XS:
-      return decode_iq2_xs;
-    case GgmlType::IQ2_S:
-      return decode_iq2_s;
-    case GgmlType::IQ3_XXS:
-      return decode_iq3_xxs;
-    case GgmlType::IQ3_S:
-      return decode_iq3_s;
-    case GgmlType::IQ1_S:
-      return decode_iq1_s;
-    case GgmlType::IQ1_M:
-      return decode_iq1_m;
-    case GgmlType::IQ4_NL:
-      return decode_iq4_nl;
-    case GgmlType::IQ4_XS:
-      return decode_iq4_xs;
-    case GgmlType::TQ1_0:
-      return decode_tq1_0;
-    case GgmlType::TQ2_0:
-      return decode_tq2_0;
-    case GgmlType::MXFP4:
-      return decode_mxfp4;
+#define MNEME_GGUF_DECODER(name, ...) \
+  case GgmlType::name:                \
+    return decode_##name;
+    MNEME_GGUF_BLOCK_TYPES(MNEME_GGUF_DECODER)
+#undef MNEME_GGUF_DECODER
     default:
       return nullptr;
   }

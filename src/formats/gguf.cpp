@@ -11,7 +11,7 @@
 #include <unordered_set>
 #include <variant>
 
-#include "kernels/gguf/gguf_kernels.hpp"
+#include "kernels/gguf/gguf_types.hpp"
 #include "mneme/checked.hpp"
 #include "mneme/formats.hpp"
 #include "src/formats/forward_reader.hpp"

@@ -41,8 +41,11 @@ Catalog parse_safetensors(SourcePtr source, const Limits& limits = {});
 // GGUF v1-v3 (little-endian): front matter only, read forward from any source.
 Catalog parse_gguf(SourcePtr source, const Limits& limits = {});
 
-// The type as users know it: "F32", "BF16", "Q4_K", "IQ2_XXS", ...
+// The type as users know it: "F32", "BF16", "Q4_K", "IQ2_XXS", "GPTQ4", ...
 std::string tensor_type_name(const TensorInfo& t);
+// Its scheme with parameters: "fp8 e4m3 block 128x128", "gptq 4-bit group
+// 128 g_idx"; "" for plain and GGUF tensors.
+std::string scheme_description(const TensorInfo& t);
 
 // A weight-map index (model.safetensors.index.json, pytorch_model.bin.index.json):
 // its shards, each detected by content (the path of the index).

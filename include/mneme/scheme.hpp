@@ -33,12 +33,19 @@ struct Companion {
 
 namespace scheme {
 
+// Every scheme lists its companions (those only detection needed included)
+// with companions(), so code over all schemes needs no per-scheme case.
+using Companions = std::vector<const Companion*>;
+
 // The bytes are `TensorInfo::dtype` elements (converted between float widths on request).
-struct Plain {};
+struct Plain {
+  Companions companions() const { return {}; }
+};
 
 // ggml quantization blocks of one type (kernels/gguf/gguf_types.hpp).
 struct GgufBlocks {
   std::uint32_t type = 0;
+  Companions companions() const { return {}; }
 };
 
 // F8_E4M3 / F8_E5M2 elements of a 2-D weight times a scale.
@@ -48,6 +55,7 @@ struct Fp8 {
   std::uint32_t block_rows = 128;  // Scaling::block
   std::uint32_t block_cols = 128;
   Companion scale;
+  Companions companions() const { return {&scale}; }
 };
 
 // I32-packed 4/8-bit weights (`.qweight`), decoded to the nn.Linear
@@ -59,6 +67,9 @@ struct Gptq {
   Companion scales;
   Companion qzeros;
   std::optional<Companion> g_idx;
+  Companions companions() const {
+    return g_idx ? Companions{&scales, &qzeros, &*g_idx} : Companions{&scales, &qzeros};
+  }
 };
 
 struct Awq {
@@ -66,6 +77,7 @@ struct Awq {
   std::uint64_t group_size = 0;
   Companion scales;
   Companion qzeros;
+  Companions companions() const { return {&scales, &qzeros}; }
 };
 
 // BitsAndBytes NF4/FP4: two codes per byte, decoded to the shape the
@@ -83,12 +95,23 @@ struct Bnb4 {
     Companion quant_map;
   };
   std::optional<Nested> nested;
+  Companions companions() const {
+    Companions c{&absmax, &quant_map, &quant_state};
+    if (nested) {
+      c.push_back(&nested->absmax);
+      c.push_back(&nested->quant_map);
+    }
+    return c;
+  }
 };
 
 // LLM.int8(): I8 [out, in] rows times the per-row SCB scale.
 struct BnbInt8 {
   Companion scb;
   std::optional<Companion> weight_format;  // detection only; not needed to decode
+  Companions companions() const {
+    return weight_format ? Companions{&scb, &*weight_format} : Companions{&scb};
+  }
 };
 
 }  // namespace scheme
@@ -96,10 +119,18 @@ struct BnbInt8 {
 using Scheme = std::variant<scheme::Plain, scheme::GgufBlocks, scheme::Fp8, scheme::Gptq,
                             scheme::Awq, scheme::Bnb4, scheme::BnbInt8>;
 
-// Every companion a scheme holds (those only detection needed included), in
-// a fixed order per scheme.
-std::vector<const Companion*> companions_of(const Scheme& s);
-std::vector<Companion*> companions_of(Scheme& s);
+// Every companion a scheme holds, in a fixed order per scheme.
+inline std::vector<const Companion*> companions_of(const Scheme& s) {
+  return std::visit([](const auto& v) { return v.companions(); }, s);
+}
+// The same, to renumber or move them.
+inline std::vector<Companion*> companions_of(Scheme& s) {
+  std::vector<Companion*> out;
+  for (const Companion* c : companions_of(static_cast<const Scheme&>(s))) {
+    out.push_back(const_cast<Companion*>(c));  // the scheme itself is not const
+  }
+  return out;
+}
 
 // A scheme other than Plain and GgufBlocks: decoded with companions.
 inline bool has_companions(const Scheme& s) {

@@ -23,7 +23,6 @@
 #include "mneme/sinks.hpp"
 #include "src/cli/args.hpp"
 #include "src/formats/output_path.hpp"
-#include "src/schemes/detect.hpp"
 
 #ifndef MNEME_VERSION
 #define MNEME_VERSION "unknown"

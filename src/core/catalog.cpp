@@ -1,8 +1,5 @@
 #include "mneme/catalog.hpp"
 
-#include <type_traits>
-#include <variant>
-
 #include "mneme/checked.hpp"
 
 namespace mneme {
@@ -36,50 +33,6 @@ std::uint64_t Catalog::total_data_bytes() const {
       total = checked_add(total, c->data.length, "catalog size");
   }
   return total;
-}
-
-}  // namespace mneme
-
-namespace mneme {
-
-std::vector<const Companion*> companions_of(const Scheme& s) {
-  std::vector<const Companion*> out;
-  const auto add = [&](const Companion& c) { out.push_back(&c); };
-  std::visit(
-      [&](const auto& v) {
-        using T = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<T, scheme::Fp8>) {
-          add(v.scale);
-        } else if constexpr (std::is_same_v<T, scheme::Gptq>) {
-          add(v.scales);
-          add(v.qzeros);
-          if (v.g_idx) add(*v.g_idx);
-        } else if constexpr (std::is_same_v<T, scheme::Awq>) {
-          add(v.scales);
-          add(v.qzeros);
-        } else if constexpr (std::is_same_v<T, scheme::Bnb4>) {
-          add(v.absmax);
-          add(v.quant_map);
-          add(v.quant_state);
-          if (v.nested) {
-            add(v.nested->absmax);
-            add(v.nested->quant_map);
-          }
-        } else if constexpr (std::is_same_v<T, scheme::BnbInt8>) {
-          add(v.scb);
-          if (v.weight_format) add(*v.weight_format);
-        }
-      },
-      s);
-  return out;
-}
-
-std::vector<Companion*> companions_of(Scheme& s) {
-  std::vector<Companion*> out;
-  for (const Companion* c : companions_of(static_cast<const Scheme&>(s))) {
-    out.push_back(const_cast<Companion*>(c));  // the scheme itself is not const
-  }
-  return out;
 }
 
 }  // namespace mneme

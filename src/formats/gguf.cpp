@@ -7,9 +7,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
-#include <type_traits>
 #include <unordered_set>
-#include <variant>
 
 #include "kernels/gguf/gguf_types.hpp"
 #include "mneme/checked.hpp"
@@ -371,29 +369,6 @@ Catalog GgufParser::parse() {
 
 Catalog parse_gguf(SourcePtr source, const Limits& limits) {
   return GgufParser(std::move(source), limits).parse();
-}
-
-std::string tensor_type_name(const TensorInfo& t) {
-  return std::visit(
-      [&](const auto& q) -> std::string {
-        using T = std::decay_t<decltype(q)>;
-        if constexpr (std::is_same_v<T, scheme::GgufBlocks>) {
-          return std::string(gg::type_name(q.type));
-        } else if constexpr (std::is_same_v<T, scheme::Fp8>) {
-          return std::string(dtype_name(t.dtype)) + "+scale";
-        } else if constexpr (std::is_same_v<T, scheme::Gptq>) {
-          return "GPTQ" + std::to_string(q.bits);
-        } else if constexpr (std::is_same_v<T, scheme::Awq>) {
-          return "AWQ" + std::to_string(q.bits);
-        } else if constexpr (std::is_same_v<T, scheme::Bnb4>) {
-          return q.fp4 ? "FP4" : "NF4";
-        } else if constexpr (std::is_same_v<T, scheme::BnbInt8>) {
-          return "INT8+SCB";
-        } else {
-          return std::string(dtype_name(t.dtype));
-        }
-      },
-      t.scheme);
 }
 
 }  // namespace mneme

@@ -190,40 +190,4 @@ void detect_schemes(Catalog& catalog, const boost::json::value* config,
   }
 }
 
-std::string scheme_description(const TensorInfo& t) {
-  const auto group = [&](std::uint64_t g) {
-    return g == t.shape.at(1) ? std::string("per-row") : "group " + std::to_string(g);
-  };
-  return std::visit(
-      [&](const auto& q) -> std::string {
-        using T = std::decay_t<decltype(q)>;
-        if constexpr (std::is_same_v<T, scheme::Fp8>) {
-          const std::string s = t.dtype == DType::f8_e5m2 ? "fp8 e5m2 " : "fp8 e4m3 ";
-          switch (q.scaling) {
-            case scheme::Fp8::Scaling::per_tensor:
-              return s + "per-tensor";
-            case scheme::Fp8::Scaling::per_channel:
-              return s + "per-channel";
-            case scheme::Fp8::Scaling::block:
-              return s + "block " + std::to_string(q.block_rows) + "x" +
-                     std::to_string(q.block_cols);
-          }
-          return s;
-        } else if constexpr (std::is_same_v<T, scheme::Gptq>) {
-          return "gptq " + std::to_string(q.bits) + "-bit " + group(q.group_size) +
-                 (q.g_idx ? " g_idx" : "") + (q.v2 ? " v2" : "");
-        } else if constexpr (std::is_same_v<T, scheme::Awq>) {
-          return "awq " + std::to_string(q.bits) + "-bit " + group(q.group_size);
-        } else if constexpr (std::is_same_v<T, scheme::Bnb4>) {
-          return std::string("bnb ") + (q.fp4 ? "fp4" : "nf4") + " block " +
-                 std::to_string(q.block_size) + (q.nested ? " double-quant" : "");
-        } else if constexpr (std::is_same_v<T, scheme::BnbInt8>) {
-          return "bnb int8";
-        } else {
-          return "";
-        }
-      },
-      t.scheme);
-}
-
 }  // namespace mneme

@@ -23,8 +23,4 @@ namespace mneme {
 void detect_schemes(Catalog& catalog, const boost::json::value* config,
                     const boost::json::value* quantize_config = nullptr, bool lenient = false);
 
-// "fp8 e4m3 block 128x128", "gptq 4-bit group 128 g_idx", "" for plain
-// tensors: what inspect shows.
-std::string scheme_description(const TensorInfo& t);
-
 }  // namespace mneme

@@ -810,7 +810,8 @@ RunStats Run::execute() {
     const Source& src = *catalog_.sources[plan_.chunks[lane.chunks.front()].input.source];
     const std::size_t readers = src.sequential()   ? 1
                                 : src.contiguous() ? 1
-                                                   : std::clamp<std::size_t>(slot_count_, 1, 8);
+                                                   : std::clamp<std::size_t>(
+                                                         slot_count_, 1, std::max(1u, src.concurrency()));
     for (std::size_t r = 0; r < readers; ++r) {
       ++readers_alive_;
       asio::co_spawn(io_, read_lane(lane), [this](std::exception_ptr e) { reader_finished(e); });

@@ -9,6 +9,7 @@ packages=(
   liburing-dev libtbb-dev libhwy-dev
   catch2 libbenchmark-dev
   zlib1g-dev libssl-dev
+  libcurl4-openssl-dev nginx-light openssl   # HTTP(S)/S3 sources; nginx is the test origin
   python3 python3-numpy python3-torch time   # NumPy and PyTorch are test oracles
 )
 

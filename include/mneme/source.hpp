@@ -27,6 +27,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -63,6 +64,10 @@ class Source {
   // "pread", "mmap", "memory", "istream", "pipe", "tcp", ...
   virtual std::string_view kind() const { return "custom"; }
 
+  // Reads worth having in flight at once (a pipeline runs this many readers
+  // on a random-access source, budget permitting).
+  virtual unsigned concurrency() const { return 8; }
+
   // The local file behind the source (regular files and block devices, also
   // when redirected to stdin); empty for anything else.
   virtual std::optional<FileId> file_id() const { return std::nullopt; }
@@ -95,19 +100,34 @@ enum class FileIo : std::uint8_t {
 struct OpenOptions {
   FileIo file_io = FileIo::automatic;
   // Network sources: how long connecting may take, and how long a connection
-  // may send nothing while a read waits, before Error{network}.
+  // may send nothing (HTTP: less than stall_bytes_per_second) while a read
+  // waits, before Error{network}.
   std::chrono::milliseconds connect_timeout{30'000};
   std::chrono::milliseconds idle_timeout{60'000};
+  std::uint32_t stall_bytes_per_second = 1024;
+  // HTTP(S) and S3 objects: reads are cut into ranged GETs of part_bytes (at
+  // least 1 MiB), up to `connections` per host in flight; a part that fails
+  // transiently (5xx, 408, 429, reset, stall, truncated body) is retried up
+  // to max_attempts in all, after a full-jitter backoff between 0 and
+  // min(retry_cap, retry_base * 2^attempt), resuming after its last byte.
+  std::uint64_t part_bytes = 8ull << 20;
+  unsigned connections = 16;
+  unsigned max_attempts = 5;
+  std::chrono::milliseconds retry_base{100};
+  std::chrono::milliseconds retry_cap{20'000};
+  // Extra request headers for http(s):// sources ("Name: value").
+  std::vector<std::string> http_headers;
 };
 
 // Picks a source for a spec:
 //   "-"                stdin (a regular file on stdin is read as a file)
 //   "tcp://host:port"  a TCP connection (IPv6 literals as [::1]), sequential
 //   "file://path"      a file (percent-escapes decoded), like a plain path
+//   "http(s)://..."    an object read with HTTP range requests (random access)
 //   anything else      a path: a regular file or block device per
 //                      options.file_io; a pipe or FIFO (e.g. /dev/fd/63 from
 //                      `<(cmd)`) becomes a sequential source.
-// Other schemes (http://, s3://, ...) throw Error{unsupported}; a missing or
+// Other schemes throw Error{unsupported}; a missing or
 // unreadable file throws Error{io} naming the path; a failed connection
 // throws Error{network}. The executor runs io_uring and socket completions.
 SourcePtr open_source(const std::string& spec, boost::asio::any_io_executor executor,

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The servers the network tests need, on 127.0.0.1 only:
+#   scripts/net-servers.sh start DIR   starts them, writes DIR/env (source it)
+#   scripts/net-servers.sh stop DIR    stops them
+# nginx serves the golden fixtures (/fixtures/) and the bundled samples
+# (/samples/) over HTTP and HTTPS (a CA made here, DIR/ca.pem, passed to the
+# tests as CURL_CA_BUNDLE), with ranges and ETags, and /redirect/X answers 302
+# to /samples/X like the Hub's resolve URLs.
+set -euo pipefail
+cmd="${1:-}"
+dir="${2:-}"
+[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop DIR" >&2; exit 2; }
+root="$(cd "$(dirname "$0")/.." && pwd)"
+
+stop() {
+  if [ -f "$dir/nginx.pid" ]; then
+    kill "$(cat "$dir/nginx.pid")" 2>/dev/null || true
+    for _ in $(seq 50); do [ -f "$dir/nginx.pid" ] || break; sleep 0.1; done
+  fi
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+start() {
+  mkdir -p "$dir/tmp"
+  local fixtures="${MNEME_FIXTURES:-$root/../shared/fixtures}"
+  fixtures="$(cd "$fixtures" 2>/dev/null && pwd || echo "$fixtures")"
+  # A CA and a server certificate for 127.0.0.1 signed by it.
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=mneme-test-ca \
+    -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 \
+    -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\n' > "$dir/san.ext"
+  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
+    -CAcreateserial -days 2 -extfile "$dir/san.ext" -out "$dir/server.pem" 2>/dev/null
+  local http_port https_port user_line=""
+  http_port="$(free_port)"
+  https_port="$(free_port)"
+  [ "$(id -u)" -eq 0 ] && user_line="user root root;"
+  cat > "$dir/nginx.conf" <<EOF
+$user_line
+worker_processes 2;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path $dir/tmp/body;
+  proxy_temp_path $dir/tmp/proxy;
+  fastcgi_temp_path $dir/tmp/fastcgi;
+  uwsgi_temp_path $dir/tmp/uwsgi;
+  scgi_temp_path $dir/tmp/scgi;
+  types { application/octet-stream safetensors gguf npz npy pth bin; application/json json; }
+  default_type application/octet-stream;
+  sendfile on;
+  server {
+    listen 127.0.0.1:$http_port;
+    listen 127.0.0.1:$https_port ssl;
+    ssl_certificate $dir/server.pem;
+    ssl_certificate_key $dir/server.key;
+    location /fixtures/ { alias $fixtures/; }
+    location /samples/ { alias $root/fixtures/samples/; }
+    location /redirect/ { rewrite ^/redirect/(.*)\$ /samples/\$1 redirect; }
+  }
+}
+EOF
+  nginx -c "$dir/nginx.conf" -p "$dir" -e "$dir/error.log"
+  for _ in $(seq 50); do [ -f "$dir/nginx.pid" ] && break; sleep 0.1; done
+  cat > "$dir/env" <<EOF
+export MNEME_HTTP_URL=http://127.0.0.1:$http_port
+export MNEME_HTTPS_URL=https://127.0.0.1:$https_port
+export MNEME_TEST_CA=$dir/ca.pem
+EOF
+}
+
+case "$cmd" in
+  start) stop; start ;;
+  stop) stop ;;
+  *) echo "usage: $0 start|stop DIR" >&2; exit 2 ;;
+esac

@@ -144,6 +144,8 @@ void HttpSource::probe() {
     size_ = *range->total;
   } else if (resp.status == 200) {
     fail(ErrorKind::network, name_ + ": the server ignores range requests (200 instead of 206)");
+  } else if (resp.status == 404) {
+    fail(ErrorKind::io, name_ + ": not found (HTTP 404" + xml_error(resp.error_body) + ")");
   } else {
     fail(ErrorKind::network, name_ + ": HTTP " + std::to_string(resp.status) +
                                  xml_error(resp.error_body) + " when reading its first byte");

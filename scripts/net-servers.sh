@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The servers the network tests need, on 127.0.0.1 only:
-#   scripts/net-servers.sh start DIR   starts them, writes DIR/env (source it)
-#   scripts/net-servers.sh stop DIR    stops them
-# nginx serves the golden fixtures (/fixtures/) and the bundled samples
-# (/samples/) over HTTP and HTTPS (a CA made here, DIR/ca.pem, passed to the
-# tests as CURL_CA_BUNDLE), with ranges and ETags, and /redirect/X answers 302
-# to /samples/X like the Hub's resolve URLs.
+#   scripts/net-servers.sh start DIR [BUILD]   starts them, writes DIR/env (source it)
+#   scripts/net-servers.sh stop DIR            stops them
+# nginx serves the golden fixtures (/fixtures/), the repository's fixtures/
+# (/repo-fixtures/, the bundled samples also as /samples/) and the tests'
+# scratch files (/scratch/ = BUILD/test-scratch) over HTTP and HTTPS (a CA
+# made here, DIR/ca.pem, given to the tests as MNEME_TEST_CA), with ranges and
+# ETags; /redirect/X answers 302 to /samples/X like the Hub's resolve URLs.
 set -euo pipefail
 cmd="${1:-}"
 dir="${2:-}"
+build="${3:-}"
 [ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop DIR" >&2; exit 2; }
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
@@ -35,6 +37,9 @@ start() {
   printf 'subjectAltName=IP:127.0.0.1\n' > "$dir/san.ext"
   openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
     -CAcreateserial -days 2 -extfile "$dir/san.ext" -out "$dir/server.pem" 2>/dev/null
+  local scratch="${build:-$dir}"
+  scratch="$(cd "$scratch" && pwd)/test-scratch"
+  mkdir -p "$scratch"
   local http_port https_port user_line=""
   http_port="$(free_port)"
   https_port="$(free_port)"
@@ -62,6 +67,8 @@ http {
     ssl_certificate_key $dir/server.key;
     location /fixtures/ { alias $fixtures/; }
     location /samples/ { alias $root/fixtures/samples/; }
+    location /repo-fixtures/ { alias $root/fixtures/; }
+    location /scratch/ { alias $scratch/; }
     location /redirect/ { rewrite ^/redirect/(.*)\$ /samples/\$1 redirect; }
   }
 }

@@ -21,6 +21,12 @@ bash scripts/setup-deps.sh
 build="build/$mode"
 cmake -S . -B "$build" -G Ninja "${cmake_flags[@]}" >/dev/null
 cmake --build "$build"
+# The network tests' servers, on 127.0.0.1, stopped whatever happens.
+servers="$(mktemp -d)"
+trap 'bash scripts/net-servers.sh stop "$servers"; rm -rf "$servers"' EXIT
+bash scripts/net-servers.sh start "$servers" "$build"
+# shellcheck disable=SC1091
+. "$servers/env"
 ctest --test-dir "$build" --output-on-failure -j 2
 # The installed package, built against as a downstream project would (the
 # sanitizer build's libraries need the sanitizer runtime, so release only).

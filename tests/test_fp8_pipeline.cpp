@@ -13,6 +13,7 @@
 #include "mneme/pipeline.hpp"
 #include "mneme/sinks.hpp"
 #include "src/formats/safetensors_writer.hpp"
+#include "remote_support.hpp"
 #include "test_support.hpp"
 
 using namespace mneme;
@@ -52,8 +53,9 @@ MemorySink run(const std::filesystem::path& model, OutType to) {
 
 }  // namespace
 
-TEST_CASE("every FP8 golden decodes through detection and the pipeline", "[fp8][pipeline][fixtures]") {
-  std::size_t cases = 0;
+TEST_CASE("every FP8 golden decodes through detection and the pipeline, also over HTTP",
+          "[fp8][pipeline][fixtures][http]") {
+  std::size_t cases = 0, remote = 0;
   for (const auto& path : test::fixture_files("fp8")) {
     DYNAMIC_SECTION(path.filename().string()) {
       const auto f = test::read_file(path);
@@ -84,6 +86,14 @@ TEST_CASE("every FP8 golden decodes through detection and the pipeline", "[fp8][
       write_st(dir / "b.safetensors", {{"layer.weight_scale_inv", sdtype, sshape, scale_bytes}}, {scale});
       write_index(dir, "a.safetensors", "b.safetensors");
 
+      if (const char* base = std::getenv("MNEME_HTTP_URL"); base && *base) {
+        // The same model over HTTP: the index, its shards and the scale companion.
+        const auto index = dir / "model.safetensors.index.json";
+        CHECK(test::load_bytes({index.string()}, OutType::bf16) ==
+              test::load_bytes({test::url_of(base, index)}, OutType::bf16));
+        ++remote;
+      }
+
       auto f32 = run(dir, OutType::f32);
       REQUIRE(f32.tensors().size() == 2);  // the scale is a companion, not an output
       REQUIRE(f32.tensors()[0].name == "layer.weight");
@@ -112,6 +122,7 @@ TEST_CASE("every FP8 golden decodes through detection and the pipeline", "[fp8][
     ++cases;
   }
   CHECK(cases >= 5);
+  if (remote == 0) MNEME_SKIP("MNEME_HTTP_URL not set (scripts/test.sh starts the test nginx)");
 }
 
 TEST_CASE("inconsistent FP8 checkpoints give typed errors", "[fp8][hostile]") {

@@ -14,6 +14,7 @@
 #include "mneme/formats.hpp"
 #include "mneme/pipeline.hpp"
 #include "mneme/sinks.hpp"
+#include "remote_support.hpp"
 #include "test_support.hpp"
 
 using namespace mneme;
@@ -39,7 +40,41 @@ MemorySink decode(const std::string& file, OutType to, unsigned threads) {
   return sink;
 }
 
+// A golden block-type fixture (AMNG: type, count, raw blocks, BF16 and F32
+// goldens) wrapped in a GGUF file in `dir`; returns its path.
+std::string golden_gguf(const std::filesystem::path& golden, const std::filesystem::path& dir) {
+  const auto f = test::read_file(golden);
+  REQUIRE(f.size() >= 28);
+  REQUIRE(std::memcmp(f.data(), "AMNG", 4) == 0);
+  const std::uint32_t type = u32_at(f, 8), n = u32_at(f, 12), raw_len = u32_at(f, 16);
+  REQUIRE(f.size() >= 28ull + raw_len);
+  test::GgufBuilder b;
+  b.header(1, 1);
+  b.kv_string("general.architecture", "test");
+  b.tensor("w", {n / 256 ? 256u : n, n / 256 ? n / 256u : 1u}, type, 0);
+  b.align();
+  b.raw(f.data() + 28, raw_len);
+  const auto file = (dir / (golden.stem().string() + ".gguf")).string();
+  std::ofstream(file, std::ios::binary) << b.bytes;
+  return file;
+}
+
 }  // namespace
+
+TEST_CASE("every GGUF golden loads over HTTP as it loads from disk", "[gguf][http][net]") {
+  const auto base = test::server_or_skip();
+  if (!base) return;
+  const auto dir = test::scratch_dir("gguf-goldens-http");
+  std::size_t cases = 0;
+  for (const auto& path : test::fixture_files("gguf")) {
+    const auto file = golden_gguf(path, dir);
+    INFO(file);
+    CHECK(test::load_bytes({file}, OutType::bf16) ==
+          test::load_bytes({test::url_of(*base, file)}, OutType::bf16));
+    ++cases;
+  }
+  CHECK(cases >= 22);
+}
 
 TEST_CASE("every GGUF golden decodes bit-exactly through the pipeline", "[gguf][pipeline][fixtures]") {
   const auto dir = test::scratch_dir("gguf-goldens");
@@ -49,18 +84,9 @@ TEST_CASE("every GGUF golden decodes bit-exactly through the pipeline", "[gguf][
       const auto f = test::read_file(path);
       REQUIRE(f.size() >= 28);
       REQUIRE(std::memcmp(f.data(), "AMNG", 4) == 0);
-      const std::uint32_t type = u32_at(f, 8), n = u32_at(f, 12), raw_len = u32_at(f, 16), bf16_len = u32_at(f, 20),
-                          f32_len = u32_at(f, 24);
+      const std::uint32_t raw_len = u32_at(f, 16), bf16_len = u32_at(f, 20), f32_len = u32_at(f, 24);
       REQUIRE(f.size() == 28ull + raw_len + bf16_len + f32_len);
-
-      test::GgufBuilder b;
-      b.header(1, 1);
-      b.kv_string("general.architecture", "test");
-      b.tensor("w", {n / 256 ? 256u : n, n / 256 ? n / 256u : 1u}, type, 0);
-      b.align();
-      b.raw(f.data() + 28, raw_len);
-      const auto file = (dir / (path.stem().string() + ".gguf")).string();
-      std::ofstream(file, std::ios::binary) << b.bytes;
+      const auto file = golden_gguf(path, dir);
 
       auto f32 = decode(file, OutType::f32, 2);
       REQUIRE(f32.tensors().size() == 1);

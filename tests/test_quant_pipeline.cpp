@@ -18,6 +18,7 @@
 #include "mneme/sinks.hpp"
 #include "src/formats/safetensors_writer.hpp"
 #include "src/schemes/detect.hpp"
+#include "remote_support.hpp"
 #include "test_support.hpp"
 
 using namespace mneme;
@@ -300,6 +301,22 @@ std::vector<Model> all_models() {
 }
 
 }  // namespace
+
+TEST_CASE("every GPTQ, AWQ and BitsAndBytes golden loads over HTTP as it loads from disk",
+          "[quant][http][net]") {
+  const auto base = test::server_or_skip();
+  if (!base) return;
+  const auto models = all_models();
+  CHECK(models.size() >= 7);
+  for (const auto& m : models) {
+    INFO(m.label);
+    // Two shards, their index and config.json, all found beside the index URL.
+    const auto dir = write_model(m, true, "http");
+    const auto index = dir / "model.safetensors.index.json";
+    CHECK(test::load_bytes({index.string()}, OutType::bf16) ==
+          test::load_bytes({test::url_of(*base, index)}, OutType::bf16));
+  }
+}
 
 TEST_CASE("every GPTQ, AWQ and BitsAndBytes golden decodes through detection and the pipeline",
           "[quant][pipeline][fixtures]") {

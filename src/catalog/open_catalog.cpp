@@ -4,7 +4,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <regex>
 #include <set>
@@ -20,6 +19,7 @@
 #include "src/formats/pth.hpp"
 #include "src/formats/strict_json.hpp"
 #include "src/formats/zip.hpp"
+#include "src/catalog/locations.hpp"
 #include "src/schemes/detect.hpp"
 
 namespace mneme {
@@ -149,35 +149,6 @@ Catalog parse_by_content(SourcePtr source, const Limits& limits) {
   return parse_safetensors(std::move(source), limits);
 }
 
-std::string read_small_file(const fs::path& path, std::uint64_t cap) {
-  std::error_code ec;
-  const auto size = fs::file_size(path, ec);
-  if (ec) {
-    fail(ErrorKind::io, "cannot open " + printable(path.string()) + ": " + ec.message());
-  }
-  if (size > cap) {
-    fail(ErrorKind::limit,
-         printable(path.string()) + " is larger than " + std::to_string(cap) + " bytes");
-  }
-  std::ifstream in(path, std::ios::binary);
-  std::string text(size, '\0');
-  if (!in.read(text.data(), static_cast<std::streamsize>(size))) {
-    fail(ErrorKind::io, "cannot read " + printable(path.string()));
-  }
-  return text;
-}
-
-// A shard file name from an index: a plain name in the index's directory,
-// never a path that could escape it.
-fs::path shard_path(const fs::path& dir, std::string_view name, const std::string& index) {
-  const fs::path p(name);
-  if (name.empty() || p.is_absolute() || p.has_parent_path() || name == "." || name == "..") {
-    fail(ErrorKind::security,
-         index + ": shard name \"" + printable(name) + "\" is not a plain file name");
-  }
-  return dir / p;
-}
-
 // `name-00001-of-00003.gguf` stands for all three splits; anything else for itself.
 std::vector<std::string> gguf_splits(const std::string& spec) {
   static const std::regex kSplit(R"((.*)-00001-of-(\d{5})\.gguf)");
@@ -206,7 +177,8 @@ Catalog open_sources(const std::vector<std::string>& specs, boost::asio::any_io_
 Catalog open_safetensors_index(const std::string& index_path, boost::asio::any_io_executor executor,
                                const OpenOptions& open, const Limits& limits) {
   const std::string where = printable(index_path);
-  const json::value root = parse_strict_json(read_small_file(index_path, kMaxIndexBytes), where);
+  const json::value root =
+      parse_strict_json(*read_small(index_path, kMaxIndexBytes, open, false), where);
   const auto* map = root.is_object() ? root.get_object().if_contains("weight_map") : nullptr;
   if (!map || !map->is_object()) {
     fail(ErrorKind::parse, where + ": no weight_map object");
@@ -230,12 +202,11 @@ Catalog open_safetensors_index(const std::string& index_path, boost::asio::any_i
     fail(ErrorKind::limit, where + ": too many shards");
   }
 
-  const fs::path dir = fs::path(index_path).parent_path();
   Catalog cat;
   std::unordered_map<std::string, std::size_t> seen;
   for (const auto& shard : shards) {
-    Catalog part = parse_by_content(
-        open_source(shard_path(dir, shard, where).string(), executor, open), limits);
+    Catalog part =
+        parse_by_content(open_source(sibling(index_path, shard, where), executor, open), limits);
     for (const auto& t : part.tensors) {
       const auto it = tensor_shard.find(t.name);
       if (it == tensor_shard.end() || it->second != shard) {
@@ -355,29 +326,33 @@ Catalog open_catalog(const std::vector<std::string>& specs, boost::asio::any_io_
     }
     cat.warnings.push_back({"", "incomplete model: " + missing});
   }
-  // The model's config.json (given, or beside the first local weights)
-  // completes what the tensors say about their quantization.
+  // The model's config.json (given, or beside the first weights, local or
+  // remote) completes what the tensors say about their quantization. (Only
+  // safetensors models carry quantization_config-style schemes.)
   std::error_code ec;
   const std::string& first = specs.front();
-  fs::path dir =
-      first != "-" && fs::is_directory(first, ec) ? fs::path(first) : fs::path(first).parent_path();
-  if (dir.empty()) {
-    dir = ".";
-  }
-  // (Only safetensors models carry quantization_config-style schemes.)
-  const bool local =
-      first != "-" && first.find("://") == std::string::npos && cat.format == Format::safetensors;
-  const auto read_json = [&](const fs::path& file) {
-    return parse_strict_json(read_small_file(file, kMaxIndexBytes), printable(file.string()));
-  };
+  const bool remote = is_remote(first);
+  const bool local_dir = !remote && first != "-" && fs::is_directory(first, ec);
+  const bool beside_weights = first != "-" && cat.format == Format::safetensors &&
+                              (remote || first.find("://") == std::string::npos);
   const auto beside = [&](const char* file) -> std::optional<boost::json::value> {
-    if (!local || !fs::is_regular_file(dir / file, ec)) {
+    if (!beside_weights) {
       return std::nullopt;
     }
-    return read_json(dir / file);
+    const std::string spec =
+        local_dir ? (fs::path(first) / file).string() : sibling(first, file, printable(first));
+    if (!remote && !fs::is_regular_file(spec, ec)) {
+      return std::nullopt;
+    }
+    const auto text = read_small(spec, kMaxIndexBytes, options.open, true);
+    return text ? std::optional(parse_strict_json(*text, printable(spec))) : std::nullopt;
   };
-  const auto config = options.config_path.empty() ? beside("config.json")
-                                                  : std::optional(read_json(options.config_path));
+  const auto config =
+      options.config_path.empty()
+          ? beside("config.json")
+          : std::optional(parse_strict_json(
+                *read_small(options.config_path, kMaxIndexBytes, options.open, false),
+                printable(options.config_path)));
   const auto quantize_config = beside("quantize_config.json");  // AutoGPTQ / GPTQModel
   detect_schemes(cat, config ? &*config : nullptr, quantize_config ? &*quantize_config : nullptr,
                  options.lenient);
@@ -400,8 +375,7 @@ Catalog open_sources(const std::vector<std::string>& specs, boost::asio::any_io_
     for (const auto& split : splits) {
       // A split that is not there is a gap missing_shards() reports (the
       // first one is what the user named: opening it says why it failed).
-      std::error_code ec;
-      if (split != splits.front() && !fs::exists(split, ec)) {
+      if (split != splits.front() && !exists(split, open)) {
         continue;
       }
       merge(cat, parse_by_content(open_source(split, executor, open), limits), seen);
@@ -409,6 +383,24 @@ Catalog open_sources(const std::vector<std::string>& specs, boost::asio::any_io_
   };
   for (const auto& spec : specs) {
     std::error_code ec;
+    if (is_remote(spec) && spec.ends_with('/')) {
+      // A remote folder cannot be listed: its index, else its single file.
+      bool found = false;
+      for (const char* name : {"model.safetensors.index.json", "model.safetensors"}) {
+        const std::string file = sibling(spec, name, printable(spec));
+        if (exists(file, open)) {
+          open_file(file);
+          found = true;
+          break;
+        }
+      }
+      if (!found) {
+        fail(ErrorKind::io, printable(spec) +
+                                ": no model here (looked for model.safetensors.index.json and "
+                                "model.safetensors)");
+      }
+      continue;
+    }
     if (spec != "-" && spec.find("://") == std::string::npos && fs::is_directory(spec, ec)) {
       for (const auto& file : model_files_in(spec)) {
         // A directory lists every split itself: open each file as it is.

@@ -1,0 +1,61 @@
+// Loading a model over HTTP from the test nginx (scripts/net-servers.sh,
+// started by scripts/test.sh) and comparing it with the local load.
+#pragma once
+
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mneme/load.hpp"
+#include "test_support.hpp"
+
+namespace mneme::test {
+
+// The test server's base URL (http or https), or nullopt after recording a skip.
+inline std::optional<std::string> server_or_skip(const char* var = "MNEME_HTTP_URL") {
+  const char* url = std::getenv(var);
+  if (!url || !*url) {
+    MNEME_SKIP(std::string(var) + " not set (scripts/test.sh starts the test nginx)");
+    return std::nullopt;
+  }
+  return std::string(url);
+}
+
+// Where the server publishes a local file: the golden fixtures under
+// /fixtures/, the repository's fixtures/ under /repo-fixtures/, the tests'
+// scratch directories under /scratch/.
+inline std::string url_of(const std::string& base, const std::filesystem::path& local) {
+  namespace fs = std::filesystem;
+  const fs::path p = fs::weakly_canonical(local);
+  const auto under = [&](const fs::path& root) -> std::optional<std::string> {
+    const fs::path r = fs::weakly_canonical(root);
+    const auto rel = p.lexically_relative(r);
+    if (rel.empty() || rel.native().starts_with("..")) return std::nullopt;
+    return rel.generic_string() + (fs::is_directory(p) ? "/" : "");
+  };
+  if (auto rel = under(fixtures_root())) return base + "/fixtures/" + *rel;
+  if (auto rel = under(fs::path(MNEME_SOURCE_DIR) / "fixtures")) return base + "/repo-fixtures/" + *rel;
+  if (auto rel = under(fs::path(MNEME_BINARY_DIR) / "test-scratch")) return base + "/scratch/" + *rel;
+  throw std::logic_error("the test server does not publish " + p.string());
+}
+
+// Every output tensor's name, dtype, shape and bytes.
+inline std::map<std::string, std::vector<std::byte>> load_bytes(
+    const std::vector<std::string>& sources, std::optional<OutType> to) {
+  LoadOptions o;
+  o.to = to;
+  o.threads = 2;
+  const LoadedModel m = load_model(sources, o);
+  std::map<std::string, std::vector<std::byte>> out;
+  for (const auto& t : m.tensors) {
+    std::string key = t.name + " " + std::string(dtype_name(t.dtype));
+    for (auto d : t.shape) key += " " + std::to_string(d);
+    out[key].assign(t.view().begin(), t.view().end());
+  }
+  return out;
+}
+
+}  // namespace mneme::test

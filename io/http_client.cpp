@@ -1,7 +1,5 @@
 #include "io/http_client.hpp"
 
-#include <curl/curl.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
@@ -15,6 +13,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "io/curl_api.hpp"
 #include "mneme/error.hpp"
 
 namespace mneme::http {
@@ -22,15 +21,6 @@ namespace {
 
 namespace asio = boost::asio;
 constexpr std::size_t kErrorBodyCap = 64 << 10;
-
-void global_init() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-      fail(ErrorKind::network, "libcurl failed to initialise");
-    }
-  });
-}
 
 std::string trim(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
@@ -42,8 +32,8 @@ std::string trim(std::string_view s) {
 struct Transfer {
   explicit Transfer(Request r) : request(std::move(r)) {}
   ~Transfer() {
-    if (easy) curl_easy_cleanup(easy);
-    if (header_list) curl_slist_free_all(header_list);
+    if (easy) curl().easy_cleanup(easy);
+    if (header_list) curl().slist_free_all(header_list);
   }
   Request request;
   Response response;
@@ -77,7 +67,7 @@ std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) {
   auto& t = *static_cast<Transfer*>(user);
   const std::size_t len = size * n;
   long status = 0;
-  curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
+  curl().easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
   if (status >= 200 && status < 300) {
     auto& body = t.request.body;
     if (len > body.size() - t.response.body_bytes) {
@@ -96,7 +86,7 @@ std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) {
 // A curl option that must take: a failure here is a build or setup defect.
 template <class T>
 void set(CURL* e, CURLoption option, T value) {
-  if (curl_easy_setopt(e, option, value) != CURLE_OK) {
+  if (curl().easy_setopt(e, option, value) != CURLE_OK) {
     fail(ErrorKind::network, "libcurl refused option " + std::to_string(option));
   }
 }
@@ -107,8 +97,7 @@ const char* env(const char* name) {
 }
 
 void configure(Transfer& t) {
-  global_init();
-  t.easy = curl_easy_init();
+  t.easy = curl().easy_init();
   if (!t.easy) fail(ErrorKind::network, "libcurl could not make a transfer");
   CURL* e = t.easy;
   const Request& r = t.request;
@@ -130,12 +119,12 @@ void configure(Transfer& t) {
     set(e, CURLOPT_CAINFO, ca);
   }
   for (const auto& h : r.headers) {
-    curl_slist* next = curl_slist_append(t.header_list, h.c_str());
+    curl_slist* next = curl().slist_append(t.header_list, h.c_str());
     if (!next) fail(ErrorKind::limit, "out of memory for HTTP headers");
     t.header_list = next;
   }
   // Bytes as stored: a compressed ranged response could not be placed.
-  curl_slist* next = curl_slist_append(t.header_list, "Accept-Encoding: identity");
+  curl_slist* next = curl().slist_append(t.header_list, "Accept-Encoding: identity");
   if (!next) fail(ErrorKind::limit, "out of memory for HTTP headers");
   t.header_list = next;
   set(e, CURLOPT_HTTPHEADER, t.header_list);
@@ -151,14 +140,14 @@ void configure(Transfer& t) {
 }
 
 void collect(Transfer& t, CURLcode code) {
-  curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &t.response.status);
+  curl().easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &t.response.status);
   char* url = nullptr;
-  if (curl_easy_getinfo(t.easy, CURLINFO_EFFECTIVE_URL, &url) == CURLE_OK && url) {
+  if (curl().easy_getinfo(t.easy, CURLINFO_EFFECTIVE_URL, &url) == CURLE_OK && url) {
     t.response.effective_url = url;
   }
   t.response.curl_code = code;
   if (code != CURLE_OK) {
-    t.response.curl_error = t.error[0] ? t.error : curl_easy_strerror(code);
+    t.response.curl_error = t.error[0] ? t.error : curl().easy_strerror(code);
   }
   switch (code) {
     case CURLE_COULDNT_CONNECT:
@@ -183,14 +172,13 @@ class CurlService : public asio::execution_context::service {
   static asio::execution_context::id id;
 
   explicit CurlService(asio::execution_context& ctx) : service(ctx) {
-    global_init();
-    multi_ = curl_multi_init();
+    multi_ = curl().multi_init();
     if (!multi_) fail(ErrorKind::network, "libcurl could not make a multi handle");
-    curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, on_socket);
-    curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
-    curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, on_timer);
-    curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
-    curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, 16L);
+    curl().multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl().multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
+    curl().multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl().multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
+    curl().multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, 16L);
   }
   ~CurlService() override { release_all(); }
 
@@ -209,13 +197,13 @@ class CurlService : public asio::execution_context::service {
   }
 
   void set_max_host_connections(long n) {
-    curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, n);
+    curl().multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, n);
   }
 
   void add(const std::shared_ptr<Transfer>& t) {
     configure(*t);
     active_.emplace(t->easy, t);
-    if (curl_multi_add_handle(multi_, t->easy) != CURLM_OK) {
+    if (curl().multi_add_handle(multi_, t->easy) != CURLM_OK) {
       active_.erase(t->easy);
       fail(ErrorKind::network, "libcurl could not start a transfer");
     }
@@ -254,7 +242,7 @@ class CurlService : public asio::execution_context::service {
       svc.timer_->async_wait([&svc](boost::system::error_code ec) {
         if (ec) return;
         int running = 0;
-        curl_multi_socket_action(svc.multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+        curl().multi_socket_action(svc.multi_, CURL_SOCKET_TIMEOUT, 0, &running);
         svc.check_done();
       });
     }
@@ -284,7 +272,7 @@ class CurlService : public asio::execution_context::service {
     if (ec) return;
     if (!(k.what & (flag == CURL_CSELECT_IN ? CURL_POLL_IN : CURL_POLL_OUT))) return;
     int running = 0;
-    curl_multi_socket_action(multi_, s, flag, &running);
+    curl().multi_socket_action(multi_, s, flag, &running);
     check_done();
     it = sockets_.find(s);
     if (it != sockets_.end() && it->second->generation == generation) arm(s);
@@ -301,7 +289,7 @@ class CurlService : public asio::execution_context::service {
 
   void check_done() {
     int left = 0;
-    while (CURLMsg* m = curl_multi_info_read(multi_, &left)) {
+    while (CURLMsg* m = curl().multi_info_read(multi_, &left)) {
       if (m->msg != CURLMSG_DONE) continue;
       CURL* e = m->easy_handle;
       const CURLcode code = m->data.result;
@@ -309,7 +297,7 @@ class CurlService : public asio::execution_context::service {
       if (it == active_.end()) continue;
       const auto t = it->second;
       active_.erase(it);
-      curl_multi_remove_handle(multi_, e);
+      curl().multi_remove_handle(multi_, e);
       collect(*t, code);
       t->done->cancel();
     }
@@ -323,12 +311,12 @@ class CurlService : public asio::execution_context::service {
     }
     sockets_.clear();
     for (auto& [e, t] : active_) {
-      curl_multi_remove_handle(multi_, e);
+      curl().multi_remove_handle(multi_, e);
       collect(*t, CURLE_ABORTED_BY_CALLBACK);
     }
     active_.clear();
     if (multi_) {
-      curl_multi_cleanup(multi_);
+      curl().multi_cleanup(multi_);
       multi_ = nullptr;
     }
   }
@@ -366,7 +354,7 @@ asio::awaitable<Response> perform(asio::any_io_executor executor, Request reques
 Response perform_blocking(Request request) {
   Transfer t(std::move(request));
   configure(t);
-  const CURLcode code = curl_easy_perform(t.easy);
+  const CURLcode code = curl().easy_perform(t.easy);
   collect(t, code);
   return std::move(t.response);
 }

@@ -14,8 +14,9 @@
 namespace mneme {
 namespace {
 
-// Stored bytes a stream reads at once (at most max_chunk_bytes).
-constexpr std::uint64_t kStreamPiece = 1 << 20;
+// Stored bytes a stream reads at once (at most max_chunk_bytes): each piece
+// is one read and one decode job, handed between threads.
+constexpr std::uint64_t kStreamPiece = 4 << 20;
 
 // The plan under construction.
 struct Builder {

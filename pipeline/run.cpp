@@ -46,7 +46,6 @@ namespace {
 
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
-using SlotChannel = asio::experimental::channel<void(boost::system::error_code, int)>;
 using DoneChannel = asio::experimental::channel<void(boost::system::error_code)>;
 
 double seconds(Clock::duration d) {
@@ -65,7 +64,10 @@ class Budget {
 
   // True once `bytes` are held; false when the run stopped first.
   asio::awaitable<bool> reserve(std::uint64_t bytes) {
-    if (!closed_ && held_ + bytes <= limit_) {
+    if (closed_) {
+      co_return false;
+    }
+    if (held_ + bytes <= limit_) {
       take(bytes);
       co_return true;
     }
@@ -200,6 +202,10 @@ class Run {
   void deliver(std::uint32_t output, std::size_t chunk, std::span<std::byte> out);
   void work_done(std::uint32_t output);
   void release_input(const Job& job);                           // io thread
+  void return_slot(int slot) {                                   // io thread
+    slot_stack_.push_back(slot);
+    free_slots_->release(1);
+  }
   void job_finished(const Job& job, std::uint64_t bytes_out);  // io thread
   void chunk_done(std::uint64_t bytes_out);                    // io thread
   void reader_finished(std::exception_ptr e);                  // io thread
@@ -229,12 +235,16 @@ class Run {
   std::vector<OutputRun> outputs_;
   std::vector<Lane> lanes_;  // one per source
   std::optional<Budget> budget_;
+  std::optional<Budget> open_streams_;  // streams being read at once, at most threads_
 
   // Input buffer slots (io thread).
   pipeline::HugeRegion region_;
   std::size_t slot_bytes_ = 0;
   std::size_t slot_count_ = 0;
-  std::unique_ptr<SlotChannel> slots_;
+  // Free slots, the last returned first (its pages are warm); a slot is
+  // taken only after `free_slots_` granted one.
+  std::vector<int> slot_stack_;
+  std::optional<Budget> free_slots_;
 
   // Run state (io thread unless atomic).
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard_;
@@ -270,8 +280,9 @@ void Run::record_error(std::exception_ptr e) {
   // Wake readers waiting for a buffer, the budget or a job; they see the
   // closed channel (or a refused reservation) and leave.
   asio::post(io_, [this] {
-    slots_->close();
+    free_slots_->close();
     budget_->close();
+    open_streams_->close();
     for (auto& o : outputs_) {
       if (o.piece_done) {
         o.piece_done->close();
@@ -291,11 +302,12 @@ asio::awaitable<bool> Run::read_input(const Extent& in, Job& job) {
     co_return false;
   }
   job.held = in.length;
-  auto [ec, slot] = co_await slots_->async_receive(asio::as_tuple(asio::use_awaitable));
-  if (ec) {
+  if (!co_await free_slots_->reserve(1)) {
     budget_->release(job.held);
-    co_return false;  // closed: the run is stopping
+    co_return false;  // the run is stopping
   }
+  const int slot = slot_stack_.back();
+  slot_stack_.pop_back();
   job.slot = slot;
   std::byte* buf = region_.data() + static_cast<std::size_t>(slot) * slot_bytes_;
   if (reads_in_flight_++ == 0) {
@@ -311,7 +323,7 @@ asio::awaitable<bool> Run::read_input(const Extent& in, Job& job) {
   } catch (...) {
     read_done();
     budget_->release(job.held);
-    slots_->try_send(boost::system::error_code{}, slot);
+    return_slot(slot);
     throw;
   }
   read_done();
@@ -332,7 +344,15 @@ asio::awaitable<void> Run::read_lane(Lane& lane) {
       co_return;
     }
     if (detail_.outputs[c.output].stream) {
-      co_await read_stream(c.output);
+      if (catalog_.sources.at(c.input.source)->sequential()) {
+        co_await read_stream(c.output);  // a stream source is read in order, by this reader alone
+      } else {
+        // A reader of its own, so that streams decode side by side (as many
+        // as open_streams_ allows) while this lane reads on.
+        ++readers_alive_;
+        asio::co_spawn(io_, read_stream(c.output),
+                       [this](std::exception_ptr e) { reader_finished(e); });
+      }
       continue;
     }
     Job job{index};
@@ -350,6 +370,15 @@ asio::awaitable<void> Run::read_stream(std::uint32_t output) {
   const PlanDetail::Output& d = detail_.outputs[output];
   OutputRun& o = outputs_[output];
   const Extent& in = d.stream_input;
+  // A stream decodes on one thread at a time: more streams open than decode
+  // threads would only hold buffers.
+  if (!co_await open_streams_->reserve(1)) {
+    co_return;
+  }
+  struct Close {
+    Budget& streams;
+    ~Close() { streams.release(1); }
+  } close{*open_streams_};
   bool first = true;
   for (std::uint64_t at = 0; !stopped();) {
     const std::uint64_t n = std::min(d.piece_bytes, in.length - at);
@@ -594,7 +623,7 @@ void Run::release_input(const Job& job) {
     budget_->release(job.held);
   }
   if (job.slot >= 0) {
-    slots_->try_send(boost::system::error_code{}, job.slot);  // fails only once closed
+    return_slot(job.slot);
   }
 }
 
@@ -744,7 +773,7 @@ void Run::make_slots(std::uint64_t budget) {
       }
     }
   }
-  slots_ = std::make_unique<SlotChannel>(io_, 0);
+  free_slots_.emplace(io_, 0);
   if (buffered == 0 || plan_.max_chunk_in == 0) {
     return;
   }
@@ -754,9 +783,9 @@ void Run::make_slots(std::uint64_t budget) {
   slot_count_ = std::clamp<std::size_t>(room / slot_bytes_, 1, buffered);
   region_ = pipeline::HugeRegion(slot_count_ * slot_bytes_);
   stats_.buffer_capacity = slot_count_ * slot_bytes_;
-  slots_ = std::make_unique<SlotChannel>(io_, slot_count_);
-  for (std::size_t s = 0; s < slot_count_; ++s) {
-    slots_->try_send(boost::system::error_code{}, static_cast<int>(s));
+  free_slots_.emplace(io_, slot_count_);
+  for (std::size_t s = slot_count_; s-- > 0;) {
+    slot_stack_.push_back(static_cast<int>(s));
   }
 }
 
@@ -771,6 +800,7 @@ RunStats Run::execute() {
   }
   const std::uint64_t budget = choose_budget();
   budget_.emplace(io_, budget);
+  open_streams_.emplace(io_, threads_);
   stats_.budget_bytes = budget;
   make_slots(budget);
 

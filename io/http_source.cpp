@@ -291,6 +291,37 @@ asio::awaitable<void> HttpSource::async_read_at(std::uint64_t offset, std::span<
   if (join->error) std::rethrow_exception(join->error);
 }
 
+std::optional<std::string> http_get_small(const std::string& url, std::uint64_t cap,
+                                          const OpenOptions& options) {
+  std::string text(cap, '\0');
+  Request r;
+  r.url = url;
+  r.headers = options.http_headers;
+  r.timeouts.connect = options.connect_timeout;
+  r.timeouts.low_speed_bytes = options.stall_bytes_per_second;
+  r.timeouts.low_speed_time = std::max(
+      std::chrono::seconds(1), std::chrono::duration_cast<std::chrono::seconds>(options.idle_timeout));
+  r.body = std::as_writable_bytes(std::span(text));
+  Response resp;
+  for (unsigned attempt = 1;; ++attempt) {
+    resp = http::perform_blocking(r);
+    const bool transient = resp.curl_code != 0 ? resp.transient : retryable_status(resp.status);
+    if (!transient || attempt >= std::max(1u, options.max_attempts)) break;
+    std::this_thread::sleep_for(backoff(options, attempt));
+  }
+  if (resp.status == 404) return std::nullopt;
+  if (resp.overflow) {
+    fail(ErrorKind::limit, printable(url) + " is larger than " + std::to_string(cap) + " bytes");
+  }
+  if (resp.curl_code != 0) fail(ErrorKind::network, printable(url) + ": " + resp.curl_error);
+  if (resp.status != 200) {
+    fail(ErrorKind::network,
+         printable(url) + ": HTTP " + std::to_string(resp.status) + xml_error(resp.error_body));
+  }
+  text.resize(resp.body_bytes);
+  return text;
+}
+
 SourcePtr make_http_source(const std::string& url, boost::asio::any_io_executor executor,
                            const OpenOptions& options) {
   return std::make_shared<HttpSource>(url, url, std::move(executor), options);

@@ -7,6 +7,8 @@
 # scratch files (/scratch/ = BUILD/test-scratch) over HTTP and HTTPS (a CA
 # made here, DIR/ca.pem, given to the tests as MNEME_TEST_CA), with ranges and
 # ETags; /redirect/X answers 302 to /samples/X like the Hub's resolve URLs.
+# tests/net/fault_proxy.py stands in front of it (MNEME_FAULT_URL) to inject
+# the faults object stores produce.
 set -euo pipefail
 cmd="${1:-}"
 dir="${2:-}"
@@ -15,6 +17,10 @@ build="${3:-}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
 stop() {
+  if [ -f "$dir/proxy.pid" ]; then
+    kill "$(cat "$dir/proxy.pid")" 2>/dev/null || true
+    rm -f "$dir/proxy.pid"
+  fi
   if [ -f "$dir/nginx.pid" ]; then
     kill "$(cat "$dir/nginx.pid")" 2>/dev/null || true
     for _ in $(seq 50); do [ -f "$dir/nginx.pid" ] || break; sleep 0.1; done
@@ -75,7 +81,16 @@ http {
 EOF
   nginx -c "$dir/nginx.conf" -p "$dir" -e "$dir/error.log"
   for _ in $(seq 50); do [ -f "$dir/nginx.pid" ] && break; sleep 0.1; done
+  # The fault-injecting proxy in front of nginx (tests/net/fault_proxy.py).
+  local proxy_port
+  proxy_port="$(free_port)"
+  /usr/bin/python3 "$root/tests/net/fault_proxy.py" --port "$proxy_port" \
+    --upstream "127.0.0.1:$http_port" > "$dir/proxy.log" 2>&1 &
+  echo $! > "$dir/proxy.pid"
+  for _ in $(seq 50); do grep -q ready "$dir/proxy.log" 2>/dev/null && break; sleep 0.1; done
+  grep -q ready "$dir/proxy.log" || { echo "net-servers: the fault proxy did not start" >&2; exit 1; }
   cat > "$dir/env" <<EOF
+export MNEME_FAULT_URL=http://127.0.0.1:$proxy_port
 export MNEME_HTTP_URL=http://127.0.0.1:$http_port
 export MNEME_HTTPS_URL=https://127.0.0.1:$https_port
 export MNEME_TEST_CA=$dir/ca.pem

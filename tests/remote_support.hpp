@@ -44,8 +44,7 @@ inline std::string url_of(const std::string& base, const std::filesystem::path& 
 
 // Every output tensor's name, dtype, shape and bytes.
 inline std::map<std::string, std::vector<std::byte>> load_bytes(
-    const std::vector<std::string>& sources, std::optional<OutType> to) {
-  LoadOptions o;
+    const std::vector<std::string>& sources, std::optional<OutType> to, LoadOptions o = {}) {
   o.to = to;
   o.threads = 2;
   const LoadedModel m = load_model(sources, o);

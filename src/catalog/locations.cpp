@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "io/http_client.hpp"
+#include "io/http_source.hpp"
 #include "mneme/error.hpp"
 
 namespace mneme {
@@ -64,20 +65,10 @@ std::optional<std::string> read_small(const std::string& spec, std::uint64_t cap
     }
     return text;
   }
-  std::string text(cap, '\0');
-  http::Request r = small_request(spec, open);
-  r.body = std::as_writable_bytes(std::span(text));
-  const http::Response resp = http::perform_blocking(std::move(r));
-  if (resp.status == 404 && optional) return std::nullopt;
-  if (resp.overflow) {
-    fail(ErrorKind::limit, printable(spec) + " is larger than " + std::to_string(cap) + " bytes");
+  auto text = http_get_small(spec, cap, open);
+  if (!text && !optional) {
+    fail(ErrorKind::io, printable(spec) + ": not found (HTTP 404)");
   }
-  if (resp.curl_code != 0) fail(ErrorKind::network, printable(spec) + ": " + resp.curl_error);
-  if (resp.status != 200) {
-    fail(resp.status == 404 ? ErrorKind::io : ErrorKind::network,
-         printable(spec) + ": HTTP " + std::to_string(resp.status));
-  }
-  text.resize(resp.body_bytes);
   return text;
 }
 

@@ -133,6 +133,7 @@ void configure(Transfer& t) {
     set(e, CURLOPT_RANGE, t.range.c_str());
   }
   if (r.no_body) set(e, CURLOPT_NOBODY, 1L);
+  if (!r.method.empty()) set(e, CURLOPT_CUSTOMREQUEST, r.method.c_str());
   set(e, CURLOPT_HEADERFUNCTION, on_header);
   set(e, CURLOPT_HEADERDATA, static_cast<void*>(&t));
   set(e, CURLOPT_WRITEFUNCTION, on_body);

@@ -35,6 +35,7 @@ struct Timeouts {
 
 struct Request {
   std::string url;
+  std::string method;  // empty: GET (HEAD with no_body)
   std::vector<std::string> headers;  // "Name: value"
   // Bytes [first, last] of the object (RFC 9110 Range); none: the whole body.
   std::optional<std::pair<std::uint64_t, std::uint64_t>> range;

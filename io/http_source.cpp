@@ -10,6 +10,8 @@
 // range asked for, of the object's size, and whose body fills it exactly.
 #include "io/http_source.hpp"
 
+#include "io/remote.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <random>
@@ -291,8 +293,9 @@ asio::awaitable<void> HttpSource::async_read_at(std::uint64_t offset, std::span<
   if (join->error) std::rethrow_exception(join->error);
 }
 
-std::optional<std::string> http_get_small(const std::string& url, std::uint64_t cap,
-                                          const OpenOptions& options) {
+std::optional<std::string> http_get_small(const std::string& url, const std::string& name,
+                                          std::uint64_t cap, const OpenOptions& options,
+                                          const RequestSigner& signer) {
   std::string text(cap, '\0');
   Request r;
   r.url = url;
@@ -304,19 +307,21 @@ std::optional<std::string> http_get_small(const std::string& url, std::uint64_t 
   r.body = std::as_writable_bytes(std::span(text));
   Response resp;
   for (unsigned attempt = 1;; ++attempt) {
-    resp = http::perform_blocking(r);
+    http::Request signed_request = r;
+    if (signer) signer(signed_request);
+    resp = http::perform_blocking(signed_request);
     const bool transient = resp.curl_code != 0 ? resp.transient : retryable_status(resp.status);
     if (!transient || attempt >= std::max(1u, options.max_attempts)) break;
     std::this_thread::sleep_for(backoff(options, attempt));
   }
   if (resp.status == 404) return std::nullopt;
   if (resp.overflow) {
-    fail(ErrorKind::limit, printable(url) + " is larger than " + std::to_string(cap) + " bytes");
+    fail(ErrorKind::limit, printable(name) + " is larger than " + std::to_string(cap) + " bytes");
   }
-  if (resp.curl_code != 0) fail(ErrorKind::network, printable(url) + ": " + resp.curl_error);
+  if (resp.curl_code != 0) fail(ErrorKind::network, printable(name) + ": " + resp.curl_error);
   if (resp.status != 200) {
     fail(ErrorKind::network,
-         printable(url) + ": HTTP " + std::to_string(resp.status) + xml_error(resp.error_body));
+         printable(name) + ": HTTP " + std::to_string(resp.status) + xml_error(resp.error_body));
   }
   text.resize(resp.body_bytes);
   return text;
@@ -324,7 +329,9 @@ std::optional<std::string> http_get_small(const std::string& url, std::uint64_t 
 
 SourcePtr make_http_source(const std::string& url, boost::asio::any_io_executor executor,
                            const OpenOptions& options) {
-  return std::make_shared<HttpSource>(url, url, std::move(executor), options);
+  RemoteObject object = resolve_remote(url, options);
+  return std::make_shared<HttpSource>(std::move(object.url), std::move(object.name),
+                                      std::move(executor), options, std::move(object.signer));
 }
 
 }  // namespace mneme

@@ -55,10 +55,11 @@ class HttpSource final : public Source, public std::enable_shared_from_this<Http
   std::string last_modified_;
 };
 
-// A small object read whole with GET (an index, config.json), with the same
-// retries as a part: nullopt on 404; Error{limit} above `cap` bytes,
-// Error{network} for anything else that is not a 200.
-std::optional<std::string> http_get_small(const std::string& url, std::uint64_t cap,
-                                          const OpenOptions& options);
+// A small object read whole with GET (an index, config.json, a listing),
+// with the same retries as a part: nullopt on 404; Error{limit} above `cap`
+// bytes, Error{network} for anything else that is not a 200.
+std::optional<std::string> http_get_small(const std::string& url, const std::string& name,
+                                          std::uint64_t cap, const OpenOptions& options,
+                                          const RequestSigner& signer = {});
 
 }  // namespace mneme

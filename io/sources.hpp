@@ -65,11 +65,11 @@ SourcePtr make_fd_stream_source(std::string name, int fd, boost::asio::any_io_ex
 SourcePtr make_tcp_source(const std::string& host, const std::string& port,
                           const OpenOptions& options, boost::asio::any_io_executor executor);
 
-// An HTTP(S) object read with range requests (parts, retries, If-Match; see
-// io/http_source.cpp). Reads its first byte to learn the size: Error{network}
-// when the object cannot be reached or the server ignores ranges. The
-// executor must be an io_context's: its transfers run there.
-SourcePtr make_http_source(const std::string& url, boost::asio::any_io_executor executor,
+// An http(s):// or s3:// object read with range requests (parts, retries,
+// If-Match; see io/http_source.cpp). Reads its first byte to learn the size:
+// Error{io} when it does not exist, Error{network} when it cannot be reached
+// or the server ignores ranges. Its transfers run on the executor's context.
+SourcePtr make_http_source(const std::string& spec, boost::asio::any_io_executor executor,
                            const OpenOptions& options);
 
 // Whether io_uring was refused earlier in this process (automatic file opens

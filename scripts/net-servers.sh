@@ -8,7 +8,8 @@
 # made here, DIR/ca.pem, given to the tests as MNEME_TEST_CA), with ranges and
 # ETags; /redirect/X answers 302 to /samples/X like the Hub's resolve URLs.
 # tests/net/fault_proxy.py stands in front of it (MNEME_FAULT_URL) to inject
-# the faults object stores produce.
+# the faults object stores produce. Two moto_server instances are the S3
+# oracle (tests/net/s3_setup.py fills them): one verifying SigV4, one public.
 set -euo pipefail
 cmd="${1:-}"
 dir="${2:-}"
@@ -17,6 +18,11 @@ build="${3:-}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
 stop() {
+  for pidfile in "$dir"/moto-*.pid; do
+    [ -f "$pidfile" ] || continue
+    kill "$(cat "$pidfile")" 2>/dev/null || true
+    rm -f "$pidfile"
+  done
   if [ -f "$dir/proxy.pid" ]; then
     kill "$(cat "$dir/proxy.pid")" 2>/dev/null || true
     rm -f "$dir/proxy.pid"
@@ -89,7 +95,27 @@ EOF
   echo $! > "$dir/proxy.pid"
   for _ in $(seq 50); do grep -q ready "$dir/proxy.log" 2>/dev/null && break; sleep 0.1; done
   grep -q ready "$dir/proxy.log" || { echo "net-servers: the fault proxy did not start" >&2; exit 1; }
+  # S3: moto_server (the machine's Python 3.11, not Debian) twice: one checking
+  # SigV4 against an IAM key made at start, one public (never authenticating).
+  command -v moto_server >/dev/null || { echo "net-servers: moto_server is missing" >&2; exit 1; }
+  local moto_auth moto_public
+  moto_auth="$(free_port)"
+  moto_public="$(free_port)"
+  INITIAL_NO_AUTH_ACTION_COUNT=3 moto_server -H 127.0.0.1 -p "$moto_auth" > "$dir/moto-auth.log" 2>&1 &
+  echo $! > "$dir/moto-auth.pid"
+  moto_server -H 127.0.0.1 -p "$moto_public" > "$dir/moto-public.log" 2>&1 &
+  echo $! > "$dir/moto-public.pid"
+  for port in "$moto_auth" "$moto_public"; do
+    for _ in $(seq 100); do
+      python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$port),0.2)" 2>/dev/null && break
+      sleep 0.1
+    done
+  done
+  local fixtures_dir="${MNEME_FIXTURES:-$root/../shared/fixtures}"
+  python3 "$root/tests/net/s3_setup.py" "http://127.0.0.1:$moto_auth" \
+    "http://127.0.0.1:$moto_public" "$root" "$fixtures_dir" > "$dir/s3.env"
   cat > "$dir/env" <<EOF
+$(cat "$dir/s3.env")
 export MNEME_FAULT_URL=http://127.0.0.1:$proxy_port
 export MNEME_HTTP_URL=http://127.0.0.1:$http_port
 export MNEME_HTTPS_URL=https://127.0.0.1:$https_port

@@ -21,7 +21,9 @@ bash scripts/setup-deps.sh
 build="build/$mode"
 cmake -S . -B "$build" -G Ninja "${cmake_flags[@]}" >/dev/null
 cmake --build "$build"
-# The network tests' servers, on 127.0.0.1, stopped whatever happens.
+# The network tests' servers, on 127.0.0.1, stopped whatever happens. No test
+# may leave loopback: never ask the EC2 instance metadata service.
+export AWS_EC2_METADATA_DISABLED=true
 servers="$(mktemp -d)"
 trap 'bash scripts/net-servers.sh stop "$servers"; rm -rf "$servers"' EXIT
 bash scripts/net-servers.sh start "$servers" "$build"

@@ -117,6 +117,8 @@ struct OpenOptions {
   std::chrono::milliseconds retry_cap{20'000};
   // Extra request headers for http(s):// sources ("Name: value").
   std::vector<std::string> http_headers;
+  // s3:// without signing (public buckets), as AWS_NO_SIGN_REQUEST does.
+  bool s3_anonymous = false;
 };
 
 // Picks a source for a spec:
@@ -124,6 +126,8 @@ struct OpenOptions {
 //   "tcp://host:port"  a TCP connection (IPv6 literals as [::1]), sequential
 //   "file://path"      a file (percent-escapes decoded), like a plain path
 //   "http(s)://..."    an object read with HTTP range requests (random access)
+//   "s3://bucket/key"  an S3 object, the same way, with SigV4-signed requests
+//                      (credentials, region and endpoint as the AWS CLI finds them)
 //   anything else      a path: a regular file or block device per
 //                      options.file_io; a pipe or FIFO (e.g. /dev/fd/63 from
 //                      `<(cmd)`) becomes a sequential source.

@@ -4,7 +4,7 @@
 #include <fstream>
 
 #include "io/http_client.hpp"
-#include "io/http_source.hpp"
+#include "io/remote.hpp"
 #include "mneme/error.hpp"
 
 namespace mneme {
@@ -12,21 +12,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-http::Request small_request(const std::string& url, const OpenOptions& open) {
-  http::Request r;
-  r.url = url;
-  r.headers = open.http_headers;
-  r.timeouts.connect = open.connect_timeout;
-  r.timeouts.low_speed_bytes = open.stall_bytes_per_second;
-  r.timeouts.low_speed_time = std::max(
-      std::chrono::seconds(1), std::chrono::duration_cast<std::chrono::seconds>(open.idle_timeout));
-  return r;
-}
-
 }  // namespace
 
 bool is_remote(std::string_view spec) {
-  return spec.starts_with("http://") || spec.starts_with("https://");
+  return is_remote_spec(spec);
 }
 
 std::string sibling(const std::string& spec, std::string_view name, const std::string& context) {
@@ -65,7 +54,7 @@ std::optional<std::string> read_small(const std::string& spec, std::uint64_t cap
     }
     return text;
   }
-  auto text = http_get_small(spec, cap, open);
+  auto text = remote_get_small(resolve_remote(spec, open), cap, open);
   if (!text && !optional) {
     fail(ErrorKind::io, printable(spec) + ": not found (HTTP 404)");
   }
@@ -77,10 +66,7 @@ bool exists(const std::string& spec, const OpenOptions& open) {
     std::error_code ec;
     return fs::exists(spec, ec);
   }
-  http::Request r = small_request(spec, open);
-  r.no_body = true;
-  const http::Response resp = http::perform_blocking(std::move(r));
-  return resp.curl_code == 0 && resp.status >= 200 && resp.status < 300;
+  return remote_exists(resolve_remote(spec, open), open);
 }
 
 }  // namespace mneme

@@ -19,6 +19,7 @@
 #include "src/formats/pth.hpp"
 #include "src/formats/strict_json.hpp"
 #include "src/formats/zip.hpp"
+#include "io/remote.hpp"
 #include "src/catalog/locations.hpp"
 #include "src/schemes/detect.hpp"
 
@@ -227,36 +228,43 @@ Catalog open_safetensors_index(const std::string& index_path, boost::asio::any_i
 
 namespace {
 
-// What a directory holds, in order of preference: a weight-map index, else
-// the model files of the first kind present.
-std::vector<std::string> model_files_in(const std::string& dir) {
+// Which of a folder's files (local paths or s3:// specs) are the model, in
+// order of preference: a weight-map index, else the files of the first kind
+// present, sorted.
+std::vector<std::string> pick_model_files(const std::vector<std::string>& files,
+                                          const std::string& where) {
+  const auto file_name = [](const std::string& f) { return f.substr(f.find_last_of('/') + 1); };
   for (const char* index : {"model.safetensors.index.json", "pytorch_model.bin.index.json"}) {
-    std::error_code ec;
-    if (fs::is_regular_file(fs::path(dir) / index, ec)) {
-      return {(fs::path(dir) / index).string()};
+    for (const auto& f : files) {
+      if (file_name(f) == index) return {f};
     }
   }
   static const std::vector<std::vector<std::string>> kKinds{
       {".safetensors"}, {".gguf"}, {".bin", ".pth", ".pt"}, {".npz", ".npy"}};
   for (const auto& kind : kKinds) {
-    std::vector<std::string> files;
-    for (const auto& e : fs::directory_iterator(dir)) {
-      std::error_code ec;
-      const auto ext = e.path().extension().string();
-      if (e.is_regular_file(ec) && std::find(kind.begin(), kind.end(), ext) != kind.end()) {
-        files.push_back(e.path().string());
-      }
+    std::vector<std::string> picked;
+    for (const auto& f : files) {
+      const std::string ext = fs::path(file_name(f)).extension().string();
+      if (std::find(kind.begin(), kind.end(), ext) != kind.end()) picked.push_back(f);
     }
-    if (!files.empty()) {
-      std::sort(files.begin(), files.end());
-      return files;
+    if (!picked.empty()) {
+      std::sort(picked.begin(), picked.end());
+      return picked;
     }
   }
-  fail(
-      ErrorKind::io,
-      printable(dir) +
-          ": no model files in this directory (looked for model.safetensors.index.json, "
-          "pytorch_model.bin.index.json, *.safetensors, *.gguf, *.bin, *.pth, *.pt, *.npz, *.npy)");
+  fail(ErrorKind::io,
+       printable(where) +
+           ": no model files here (looked for model.safetensors.index.json, "
+           "pytorch_model.bin.index.json, *.safetensors, *.gguf, *.bin, *.pth, *.pt, *.npz, *.npy)");
+}
+
+std::vector<std::string> model_files_in(const std::string& dir) {
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    std::error_code ec;
+    if (e.is_regular_file(ec)) files.push_back(e.path().string());
+  }
+  return pick_model_files(files, dir);
 }
 
 // Shards the names or headers say exist but were not given: gaps in
@@ -339,8 +347,10 @@ Catalog open_catalog(const std::vector<std::string>& specs, boost::asio::any_io_
     if (!beside_weights) {
       return std::nullopt;
     }
-    const std::string spec =
-        local_dir ? (fs::path(first) / file).string() : sibling(first, file, printable(first));
+    // (An S3 prefix named without its final '/' is a folder too.)
+    const bool s3_prefix = first.starts_with("s3://") && first.find('/', 5) == std::string::npos;
+    const std::string spec = local_dir ? (fs::path(first) / file).string()
+                                       : sibling(s3_prefix ? first + "/" : first, file, printable(first));
     if (!remote && !fs::is_regular_file(spec, ec)) {
       return std::nullopt;
     }
@@ -383,8 +393,22 @@ Catalog open_sources(const std::vector<std::string>& specs, boost::asio::any_io_
   };
   for (const auto& spec : specs) {
     std::error_code ec;
+    if (spec.starts_with("s3://") &&
+        (spec.ends_with('/') || spec.find('/', 5) == std::string::npos)) {
+      // An S3 prefix: its listing, chosen from as a local folder is.
+      const std::string prefix = spec.ends_with('/') ? spec : spec + "/";
+      for (const auto& file : pick_model_files(remote_list(prefix, open), prefix)) {
+        // A listing holds every split itself: open each file as it is.
+        if (file.ends_with(".index.json")) {
+          open_file(file);
+        } else {
+          merge(cat, parse_by_content(open_source(file, executor, open), limits), seen);
+        }
+      }
+      continue;
+    }
     if (is_remote(spec) && spec.ends_with('/')) {
-      // A remote folder cannot be listed: its index, else its single file.
+      // A web folder cannot be listed: its index, else its single file.
       bool found = false;
       for (const char* name : {"model.safetensors.index.json", "model.safetensors"}) {
         const std::string file = sibling(spec, name, printable(spec));

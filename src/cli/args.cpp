@@ -57,6 +57,18 @@ constexpr std::array kOptions{
            "give up connecting to a network source (default 30)"},
     Option{"--timeout", nullptr, "SECS", kAll,
            "give up when a network source sends nothing for SECS (default 60)"},
+    Option{"--part-size", nullptr, "SIZE", kAll,
+           "HTTP and S3: bytes per ranged GET, at least 1M (default 8M)"},
+    Option{"--connections", nullptr, "N", kAll,
+           "HTTP and S3: connections per host, requests in flight (default 16)"},
+    Option{"--retries", nullptr, "N", kAll,
+           "HTTP and S3: attempts per part, the first included (default 5);\n"
+           "5xx, 408, 429, resets, stalls and short bodies are retried"},
+    Option{"--header", "-H", "'NAME: VALUE'", kAll,
+           "HTTP: add a request header, e.g. \"Authorization: Bearer $HF_TOKEN\"\n"
+           "(repeatable)"},
+    Option{"--no-sign-request", nullptr, nullptr, kAll,
+           "S3: read a public bucket without credentials (AWS_NO_SIGN_REQUEST)"},
     Option{"--quiet", "-q", nullptr, kTransfer, "no progress bar and no summary"},
 };
 
@@ -87,8 +99,11 @@ constexpr std::array kCommands{
 constexpr const char* kSources =
     "SRC is a model file (format detected by content: safetensors, GGUF, NPZ, NPY, PyTorch zip),\n"
     "a directory of one (safetensors shards or index, pytorch_model.bin shards or index, GGUF\n"
-    "splits, NPZ/NPY files), a model.safetensors.index.json, file://PATH, tcp://HOST:PORT, or -\n"
-    "for standard input. Several SRC are shards of one model. SIZE takes k, M, G (binary).\n";
+    "splits, NPZ/NPY files), a model.safetensors.index.json, file://PATH, http(s)://URL (a\n"
+    "folder URL ending in / means its model.safetensors.index.json or model.safetensors),\n"
+    "s3://BUCKET/KEY or s3://BUCKET/PREFIX/ (listed like a directory; credentials, region and\n"
+    "endpoint as the AWS CLI finds them), tcp://HOST:PORT, or - for standard input. Several SRC\n"
+    "are shards of one model. SIZE takes k, M, G (binary).\n";
 
 const Command* find_command(std::string_view name) {
   for (const auto& c : kCommands) {
@@ -143,6 +158,18 @@ unsigned parse_threads(const std::string& v) {
   const unsigned long n = digits ? std::stoul(v) : 0;
   if (n < 1 || n > 1024) {
     throw UsageError("--threads must be a whole number from 1 to 1024, not '" + v + "'");
+  }
+  return static_cast<unsigned>(n);
+}
+
+unsigned parse_count(const std::string& v, const std::string& option, unsigned lo, unsigned hi) {
+  const bool digits = !v.empty() && v.size() <= 6 && std::all_of(v.begin(), v.end(), [](char c) {
+    return std::isdigit(static_cast<unsigned char>(c));
+  });
+  const unsigned long n = digits ? std::stoul(v) : 0;
+  if (n < lo || n > hi) {
+    throw UsageError(option + " must be a whole number from " + std::to_string(lo) + " to " +
+                     std::to_string(hi) + ", not '" + v + "'");
   }
   return static_cast<unsigned>(n);
 }
@@ -317,6 +344,20 @@ Args parse_args(int argc, char** argv) {
       a.connect_timeout = parse_seconds(value, "--connect-timeout");
     } else if (o == "--timeout") {
       a.timeout = parse_seconds(value, "--timeout");
+    } else if (o == "--part-size") {
+      a.part_size = parse_size(value, "--part-size");
+      if (*a.part_size < (1u << 20)) throw UsageError("--part-size must be at least 1M");
+    } else if (o == "--connections") {
+      a.connections = parse_count(value, "--connections", 1, 256);
+    } else if (o == "--retries") {
+      a.retries = parse_count(value, "--retries", 1, 100);
+    } else if (o == "--header") {
+      if (value.find(':') == std::string::npos || value.find_first_of("\r\n") != std::string::npos) {
+        throw UsageError("--header must be 'Name: value' on one line");
+      }
+      a.headers.push_back(value);
+    } else if (o == "--no-sign-request") {
+      a.no_sign_request = true;
     } else if (o == "--quiet") {
       a.quiet = true;
     }

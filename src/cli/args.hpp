@@ -30,6 +30,11 @@ struct Args {
   std::optional<std::uint64_t> chunk;   // --chunk
   std::optional<double> connect_timeout;  // --connect-timeout, seconds
   std::optional<double> timeout;          // --timeout (idle), seconds
+  std::optional<std::uint64_t> part_size;   // --part-size (HTTP/S3 ranged GETs)
+  std::optional<unsigned> connections;      // --connections (per host)
+  std::optional<unsigned> retries;          // --retries (attempts per part, first included)
+  std::vector<std::string> headers;         // --header "Name: value" (http(s)://)
+  bool no_sign_request = false;             // --no-sign-request (public S3 buckets)
   bool json = false;                      // --json
   bool quiet = false;                     // -q, --quiet
   bool force = false;                     // --force

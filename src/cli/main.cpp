@@ -177,6 +177,17 @@ CatalogOptions catalog_options(const cli::Args& a, bool lenient) {
   if (a.timeout) {
     o.open.idle_timeout = ms(*a.timeout);
   }
+  if (a.part_size) {
+    o.open.part_bytes = *a.part_size;
+  }
+  if (a.connections) {
+    o.open.connections = *a.connections;
+  }
+  if (a.retries) {
+    o.open.max_attempts = *a.retries;
+  }
+  o.open.http_headers = a.headers;
+  o.open.s3_anonymous = a.no_sign_request;
   if (a.config) {
     o.config_path = *a.config;
   }

@@ -23,10 +23,11 @@ namespace fs = std::filesystem;
 namespace {
 
 // A 6 MiB safetensors model (three F32 tensors of distinct bytes) in the
-// scratch directory the test nginx publishes.
+// scratch directory the test nginx publishes (one per process: ctest runs the
+// cases of this file side by side).
 fs::path model_file() {
   static const fs::path file = [] {
-    const auto dir = test::scratch_dir("http-faults");
+    const auto dir = test::scratch_dir("http-faults-" + std::to_string(::getpid()));
     const auto path = dir / "model.safetensors";
     const std::uint64_t n = 512 * 1024;  // values per tensor: 2 MiB
     auto w = create_safetensors_file(path.string(),

@@ -94,12 +94,12 @@ SourcePtr open_source(const std::string& spec, boost::asio::any_io_executor exec
     return make_file_source(file_url_path(spec, rest), std::move(executor), options.file_io, spec);
   }
   if (lower == "tcp") return open_tcp(spec, rest, std::move(executor), options);
-  if (lower == "http" || lower == "https" || lower == "s3") {
+  if (lower == "http" || lower == "https" || lower == "s3" || lower == "hf") {
     return make_http_source(spec, std::move(executor), options);
   }
   fail(ErrorKind::unsupported, printable(spec) + ": unsupported source scheme '" +
                                    printable(scheme) +
-                                   "://' (supported: paths, file://, http(s)://, s3://, tcp://, -)");
+                                   "://' (supported: paths, file://, http(s)://, s3://, hf://, tcp://, -)");
 }
 
 }  // namespace mneme

@@ -1,5 +1,7 @@
 #include "io/remote.hpp"
 
+#include <cstdlib>
+
 #include "io/aws.hpp"
 #include "io/http_client.hpp"
 #include "io/sigv4.hpp"
@@ -76,10 +78,56 @@ std::string s3_url(const aws::Config& c, const S3Path& p) {
 }  // namespace
 
 bool is_remote_spec(std::string_view spec) {
-  return spec.starts_with("http://") || spec.starts_with("https://") || spec.starts_with("s3://");
+  return spec.starts_with("http://") || spec.starts_with("https://") ||
+         spec.starts_with("s3://") || spec.starts_with("hf://");
 }
 
-RemoteObject resolve_remote(const std::string& spec, const OpenOptions& options) {
+std::string canonical_remote_spec(const std::string& spec) {
+  if (!spec.starts_with("hf://")) return spec;
+  const std::string rest = spec.substr(5);
+  const auto org_end = rest.find('/');
+  if (org_end == std::string::npos || org_end == 0) {
+    fail(ErrorKind::parse, printable(spec) + ": expected hf://ORG/REPO[@REVISION][/FILE]");
+  }
+  const auto repo_end = rest.find('/', org_end + 1);
+  std::string repo = rest.substr(org_end + 1, repo_end == std::string::npos ? std::string::npos
+                                                                             : repo_end - org_end - 1);
+  const std::string file = repo_end == std::string::npos ? "" : rest.substr(repo_end + 1);
+  if (repo.find('@') == std::string::npos) repo += "@main";
+  if (repo.front() == '@' || repo.back() == '@') {
+    fail(ErrorKind::parse, printable(spec) + ": expected hf://ORG/REPO[@REVISION][/FILE]");
+  }
+  return "hf://" + rest.substr(0, org_end) + "/" + repo + "/" + file;
+}
+
+RemoteObject resolve_remote(const std::string& given, const OpenOptions& options) {
+  if (given.starts_with("hf://")) {
+    const std::string spec = canonical_remote_spec(given);
+    const std::string rest = spec.substr(5);  // ORG/REPO@REV/FILE
+    const auto org_end = rest.find('/'), repo_end = rest.find('/', org_end + 1);
+    const std::string repo = rest.substr(org_end + 1, repo_end - org_end - 1);
+    const auto at = repo.find('@');
+    const std::string file = rest.substr(repo_end + 1);
+    if (file.empty()) {
+      fail(ErrorKind::parse, printable(given) + ": names a repository, not a file");
+    }
+    const char* env = std::getenv("HF_ENDPOINT");
+    std::string endpoint = env && *env ? env : "https://huggingface.co";
+    while (endpoint.ends_with('/')) endpoint.pop_back();
+    const std::string url = endpoint + "/" + rest.substr(0, org_end) + "/" + repo.substr(0, at) +
+                            "/resolve/" + sigv4::uri_encode(repo.substr(at + 1), false) + "/" +
+                            sigv4::uri_encode(file, true);
+    RequestSigner signer;
+    const char* token = std::getenv("HF_TOKEN");
+    if (!token || !*token) token = std::getenv("HUGGING_FACE_HUB_TOKEN");
+    if (token && *token) {
+      signer = [bearer = "Authorization: Bearer " + std::string(token)](http::Request& r) {
+        r.headers.push_back(bearer);  // libcurl keeps it from the CDN a redirect names
+      };
+    }
+    return {url, spec, signer};
+  }
+  const std::string& spec = given;
   if (!spec.starts_with("s3://")) {
     split_url(spec);  // checks the shape
     return {spec, spec, {}};

@@ -22,10 +22,17 @@ struct RemoteObject {
   RequestSigner signer;
 };
 
-bool is_remote_spec(std::string_view spec);  // http://, https://, s3://
+bool is_remote_spec(std::string_view spec);  // http://, https://, s3://, hf://
+
+// hf://ORG/REPO[@REVISION][/FILE] in one spelling: hf://ORG/REPO@REVISION/FILE,
+// or hf://ORG/REPO@REVISION/ (a folder) without FILE; the revision defaults
+// to main. Other specs come back as they are.
+std::string canonical_remote_spec(const std::string& spec);
 
 // The object a spec names (S3: its endpoint URL, region and credentials
-// resolved now, aws.hpp). Error{parse} for a malformed URL.
+// resolved now, aws.hpp; hf://: HF_ENDPOINT (default https://huggingface.co)
+// /ORG/REPO/resolve/REVISION/FILE, with "Authorization: Bearer $HF_TOKEN"
+// when HF_TOKEN is set). Error{parse} for a malformed URL.
 RemoteObject resolve_remote(const std::string& spec, const OpenOptions& options);
 
 // A small object read whole (at most cap bytes), with the parts' retry

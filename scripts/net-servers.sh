@@ -6,7 +6,8 @@
 # (/repo-fixtures/, the bundled samples also as /samples/) and the tests'
 # scratch files (/scratch/ = BUILD/test-scratch) over HTTP and HTTPS (a CA
 # made here, DIR/ca.pem, given to the tests as MNEME_TEST_CA), with ranges and
-# ETags; /redirect/X answers 302 to /samples/X like the Hub's resolve URLs.
+# ETags; /redirect/X answers 302 to /samples/X, and /hub/ORG/REPO/resolve/REV/X
+# to /samples/REPO/X for the token "mneme-test-token", like the Hub.
 # tests/net/fault_proxy.py stands in front of it (MNEME_FAULT_URL) to inject
 # the faults object stores produce. Two moto_server instances are the S3
 # oracle (tests/net/s3_setup.py fills them): one verifying SigV4, one public.
@@ -82,6 +83,12 @@ http {
     location /repo-fixtures/ { alias $root/fixtures/; }
     location /scratch/ { alias $scratch/; }
     location /redirect/ { rewrite ^/redirect/(.*)\$ /samples/\$1 redirect; }
+    # A Hub stand-in (HF_ENDPOINT=\$MNEME_HTTP_URL/hub): ORG/REPO/resolve/REV/FILE
+    # answers 302 to the sample folder REPO, for the test token only.
+    location ~ ^/hub/[^/]+/([^/]+)/resolve/[^/]+/(.*)\$ {
+      if (\$http_authorization != "Bearer mneme-test-token") { return 401; }
+      return 302 /samples/\$1/\$2;
+    }
   }
 }
 EOF

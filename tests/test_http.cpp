@@ -103,3 +103,22 @@ TEST_CASE("a missing object is an io error naming its URL", "[http][net]") {
     CHECK_THAT(e.what(), Catch::Contains("model.safetensors.index.json"));
   }
 }
+
+TEST_CASE("hf:// resolves through HF_ENDPOINT with the HF_TOKEN bearer", "[http][net][hf]") {
+  const auto base = test::server_or_skip();
+  if (!base) return;
+  ::setenv("HF_ENDPOINT", (*base + "/hub").c_str(), 1);
+  ::setenv("HF_TOKEN", "mneme-test-token", 1);
+  const auto here = test::load_bytes({(kRepoFixtures / "samples" / "gptq").string()}, OutType::bf16);
+  CHECK(test::load_bytes({"hf://test-org/gptq"}, OutType::bf16) == here);  // its model.safetensors + config.json
+  CHECK(test::load_bytes({"hf://test-org/gptq@v1.0/model.safetensors"}, OutType::bf16) == here);
+  ::setenv("HF_TOKEN", "wrong", 1);
+  try {
+    test::load_bytes({"hf://test-org/gptq/model.safetensors"}, OutType::bf16);
+    FAIL("the hub stand-in accepted a wrong token");
+  } catch (const Error& e) {
+    CHECK_THAT(e.what(), Catch::Contains("401") && Catch::Contains("hf://test-org/gptq@main/"));
+  }
+  ::unsetenv("HF_TOKEN");
+  ::unsetenv("HF_ENDPOINT");
+}

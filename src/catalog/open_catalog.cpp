@@ -338,7 +338,7 @@ Catalog open_catalog(const std::vector<std::string>& specs, boost::asio::any_io_
   // remote) completes what the tensors say about their quantization. (Only
   // safetensors models carry quantization_config-style schemes.)
   std::error_code ec;
-  const std::string& first = specs.front();
+  const std::string first = canonical_remote_spec(specs.front());
   const bool remote = is_remote(first);
   const bool local_dir = !remote && first != "-" && fs::is_directory(first, ec);
   const bool beside_weights = first != "-" && cat.format == Format::safetensors &&
@@ -391,7 +391,8 @@ Catalog open_sources(const std::vector<std::string>& specs, boost::asio::any_io_
       merge(cat, parse_by_content(open_source(split, executor, open), limits), seen);
     }
   };
-  for (const auto& spec : specs) {
+  for (const auto& given : specs) {
+    const std::string spec = canonical_remote_spec(given);  // hf:// in one spelling
     std::error_code ec;
     if (spec.starts_with("s3://") &&
         (spec.ends_with('/') || spec.find('/', 5) == std::string::npos)) {

@@ -94,14 +94,6 @@ http {
 EOF
   nginx -c "$dir/nginx.conf" -p "$dir" -e "$dir/error.log"
   for _ in $(seq 50); do [ -f "$dir/nginx.pid" ] && break; sleep 0.1; done
-  # The fault-injecting proxy in front of nginx (tests/net/fault_proxy.py).
-  local proxy_port
-  proxy_port="$(free_port)"
-  /usr/bin/python3 "$root/tests/net/fault_proxy.py" --port "$proxy_port" \
-    --upstream "127.0.0.1:$http_port" > "$dir/proxy.log" 2>&1 &
-  echo $! > "$dir/proxy.pid"
-  for _ in $(seq 50); do grep -q ready "$dir/proxy.log" 2>/dev/null && break; sleep 0.1; done
-  grep -q ready "$dir/proxy.log" || { echo "net-servers: the fault proxy did not start" >&2; exit 1; }
   # S3: moto_server (the machine's Python 3.11, not Debian) twice: one checking
   # SigV4 against an IAM key made at start, one public (never authenticating).
   command -v moto_server >/dev/null || { echo "net-servers: moto_server is missing" >&2; exit 1; }
@@ -121,6 +113,15 @@ EOF
   local fixtures_dir="${MNEME_FIXTURES:-$root/../shared/fixtures}"
   python3 "$root/tests/net/s3_setup.py" "http://127.0.0.1:$moto_auth" \
     "http://127.0.0.1:$moto_public" "$root" "$fixtures_dir" > "$dir/s3.env"
+  # The fault-injecting proxy in front of nginx (tests/net/fault_proxy.py).
+  local proxy_port
+  proxy_port="$(free_port)"
+  /usr/bin/python3 "$root/tests/net/fault_proxy.py" --port "$proxy_port" \
+    --upstream "127.0.0.1:$http_port" \
+    --aws-creds "$(sed -n 's/^export MNEME_S3_ACCESS_KEY=//p' "$dir/s3.env"):$(sed -n 's/^export MNEME_S3_SECRET_KEY=//p' "$dir/s3.env")" > "$dir/proxy.log" 2>&1 &
+  echo $! > "$dir/proxy.pid"
+  for _ in $(seq 50); do grep -q ready "$dir/proxy.log" 2>/dev/null && break; sleep 0.1; done
+  grep -q ready "$dir/proxy.log" || { echo "net-servers: the fault proxy did not start" >&2; exit 1; }
   cat > "$dir/env" <<EOF
 $(cat "$dir/s3.env")
 export MNEME_FAULT_URL=http://127.0.0.1:$proxy_port

@@ -55,7 +55,8 @@ class AwsEnv {
       "HOME", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
       "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AWS_NO_SIGN_REQUEST", "AWS_REGION",
       "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_EC2_METADATA_DISABLED",
-      "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN"};
+      "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ENDPOINT_URL_STS",
+      "AWS_EC2_METADATA_SERVICE_ENDPOINT"};
   fs::path home_;
   std::vector<std::pair<std::string, std::string>> saved_;
 };
@@ -154,5 +155,38 @@ TEST_CASE("S3 without credentials: anonymous where asked for, a clear error othe
     env.set("AWS_NO_SIGN_REQUEST", "true");
     boost::asio::io_context io;
     CHECK_THROWS_AS(open_catalog({model}, io.get_executor()), Error);
+  }
+}
+
+TEST_CASE("S3 credentials from web identity (STS) and from the instance metadata service",
+          "[s3][net]") {
+  const auto s3 = s3_or_skip();
+  const auto services = test::server_or_skip("MNEME_FAULT_URL");  // stands in for STS and IMDS
+  if (!s3 || !services) return;
+  const std::string model = "s3://" + s3->bucket + "/q4k-q6k.gguf";
+  const auto local = kRepoFixtures / "samples" / "q4k-q6k.gguf";
+  {
+    AwsEnv env(s3->endpoint);
+    const auto token = env.home() / "web-token";
+    std::ofstream(token) << "mneme-web-token\n";
+    env.set("AWS_WEB_IDENTITY_TOKEN_FILE", token.string());
+    env.set("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/mneme");
+    env.set("AWS_ENDPOINT_URL_STS", *services + "/sts");
+    require_same(model, local);
+    std::ofstream(token) << "not-the-token\n";
+    boost::asio::io_context io;
+    try {
+      open_catalog({model}, io.get_executor());
+      FAIL("a refused web identity token gave credentials");
+    } catch (const Error& e) {
+      CHECK_THAT(e.what(), Catch::Contains("AssumeRoleWithWebIdentity") && Catch::Contains("403"));
+    }
+  }
+  {
+    AwsEnv env(s3->endpoint);
+    ::unsetenv("AWS_EC2_METADATA_DISABLED");
+    env.set("AWS_EC2_METADATA_SERVICE_ENDPOINT", *services + "/imds");
+    require_same(model, local);
+    ::unsetenv("AWS_EC2_METADATA_SERVICE_ENDPOINT");
   }
 }

@@ -24,6 +24,12 @@ that each test counts its own requests:
     ok           nothing
 
 GET /__bytes__/SPEC answers the body bytes sent so far for SPEC (as text).
+
+With --aws-creds KEY:SECRET it also stands in for the AWS credential
+services a test cannot reach: /sts/?Action=AssumeRoleWithWebIdentity (the
+token "mneme-web-token" gets KEY:SECRET, anything else 403) and the EC2
+instance metadata service under /imds/ (IMDSv2: a PUT for the session token,
+then the role name, then its credentials).
 Prints "ready" once listening. Counts are kept per SPEC for the proxy's life.
 """
 import argparse
@@ -33,6 +39,7 @@ import socket
 import struct
 
 counts = collections.Counter()
+args = None
 sent = collections.Counter()  # body bytes per SPEC
 
 
@@ -96,6 +103,26 @@ async def send_body(writer, body, rate, spec):
         await asyncio.sleep(len(body[i:i + step]) / rate)
 
 
+def aws_service(spec, method, rest, headers):
+    key, _, secret = args.aws_creds.partition(":")
+    if spec == "sts":
+        if "Action=AssumeRoleWithWebIdentity" not in rest or "WebIdentityToken=mneme-web-token" not in rest:
+            return 403, b"<ErrorResponse><Error><Code>AccessDenied</Code><Message>bad token</Message></Error></ErrorResponse>"
+        return 200, (f"<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>"
+                     f"<AccessKeyId>{key}</AccessKeyId><SecretAccessKey>{secret}</SecretAccessKey>"
+                     f"<SessionToken></SessionToken></Credentials></AssumeRoleWithWebIdentityResult>"
+                     f"</AssumeRoleWithWebIdentityResponse>").encode()
+    if rest == "latest/api/token" and method == "PUT":
+        return 200, b"imds-session"
+    if get(headers, "X-aws-ec2-metadata-token") != "imds-session":
+        return 401, b""
+    if rest == "latest/meta-data/iam/security-credentials/":
+        return 200, b"mneme-role"
+    if rest == "latest/meta-data/iam/security-credentials/mneme-role":
+        return 200, f'{{"Code": "Success", "AccessKeyId": "{key}", "SecretAccessKey": "{secret}"}}'.encode()
+    return 404, b""
+
+
 async def handle(reader, writer, upstream):
     up_host, up_port = upstream
     up_reader = up_writer = None
@@ -108,6 +135,11 @@ async def handle(reader, writer, upstream):
             method, target, version = start.split(" ", 2)
             parts = target.split("/", 2)
             spec, rest = parts[1], parts[2] if len(parts) > 2 else ""
+            if spec in ("sts", "imds") and args.aws_creds:
+                code, body = aws_service(spec, method, rest, headers)
+                writer.write(head_bytes(f"HTTP/1.1 {code} X", [("Content-Length", str(len(body)))]) + body)
+                await writer.drain()
+                continue
             if spec == "__bytes__":
                 body = str(sent[rest]).encode()
                 writer.write(head_bytes("HTTP/1.1 200 OK", [("Content-Length", str(len(body)))]) + body)
@@ -183,6 +215,8 @@ async def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--upstream", required=True)
+    ap.add_argument("--aws-creds", default="")
+    global args
     args = ap.parse_args()
     host, _, port = args.upstream.rpartition(":")
     server = await asyncio.start_server(lambda r, w: handle(r, w, (host, int(port))),

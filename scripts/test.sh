@@ -9,7 +9,9 @@ mode=release
 cmake_flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
 if [ "${1:-}" = "--sanitize" ]; then
   mode=sanitize
-  cmake_flags+=(-DMNEME_SANITIZE=ON -DMNEME_BUILD_BENCH=OFF)
+  # (The Python module is not built here: loading an instrumented extension
+  # into an uninstrumented interpreter needs the ASan runtime preloaded.)
+  cmake_flags+=(-DMNEME_SANITIZE=ON -DMNEME_BUILD_BENCH=OFF -DMNEME_PYTHON=OFF)
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 elif [ -n "${1:-}" ]; then

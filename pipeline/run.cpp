@@ -62,17 +62,18 @@ class Budget {
   std::uint64_t held() const { return held_; }
   std::uint64_t peak() const { return peak_; }
 
-  // True once `bytes` are held; false when the run stopped first.
-  asio::awaitable<bool> reserve(std::uint64_t bytes) {
+  // True once `bytes` are held, with `headroom` bytes still free beside them
+  // when granted; false when the run stopped first.
+  asio::awaitable<bool> reserve(std::uint64_t bytes, std::uint64_t headroom = 0) {
     if (closed_) {
       co_return false;
     }
-    if (held_ + bytes <= limit_) {
+    if (fits(bytes, headroom)) {
       take(bytes);
       co_return true;
     }
     asio::steady_timer wake(io_, asio::steady_timer::time_point::max());
-    auto waiter = waiters_.insert(waiters_.end(), Waiter{bytes, &wake, false});
+    auto waiter = waiters_.insert(waiters_.end(), Waiter{bytes, headroom, &wake, false});
     boost::system::error_code ec;
     co_await wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     const bool granted = waiter->granted;
@@ -82,7 +83,7 @@ class Budget {
   void release(std::uint64_t bytes) {
     held_ -= bytes;
     for (auto& w : waiters_) {
-      if (!w.granted && !closed_ && held_ + w.bytes <= limit_) {
+      if (!w.granted && !closed_ && fits(w.bytes, w.headroom)) {
         take(w.bytes);
         w.granted = true;
         w.wake->cancel();
@@ -100,9 +101,14 @@ class Budget {
  private:
   struct Waiter {
     std::uint64_t bytes;
+    std::uint64_t headroom;
     asio::steady_timer* wake;
     bool granted;
   };
+  bool fits(std::uint64_t bytes, std::uint64_t headroom) const {
+    // The first reservation always fits alone (choose_budget checked it).
+    return held_ + bytes + headroom <= limit_ || (held_ == 0 && bytes <= limit_);
+  }
   void take(std::uint64_t bytes) {
     held_ += bytes;
     peak_ = std::max(peak_, held_);
@@ -210,6 +216,7 @@ class Run {
   void chunk_done(std::uint64_t bytes_out);                    // io thread
   void reader_finished(std::exception_ptr e);                  // io thread
   void maybe_finish();                                         // io thread
+  void watch_cancel();                                         // io thread
   void record_error(std::exception_ptr e);
   bool stopped() const {
     return stop_.load(std::memory_order_relaxed) ||
@@ -254,6 +261,7 @@ class Run {
   std::mutex error_mutex_;
   std::exception_ptr error_;
   tbb::flow::function_node<Job>* decode_node_ = nullptr;
+  std::optional<asio::steady_timer> cancel_watch_;
 
   // Statistics.
   RunStats stats_;
@@ -340,10 +348,7 @@ asio::awaitable<void> Run::read_lane(Lane& lane) {
   while (!stopped() && lane.next < lane.chunks.size()) {
     const std::size_t index = lane.chunks[lane.next++];
     const Chunk& c = plan_.chunks[index];
-    if (!co_await open_output(c.output)) {
-      co_return;
-    }
-    if (detail_.outputs[c.output].stream) {
+    if (detail_.outputs[c.output].stream) {  // opened by read_stream, once it may run
       if (catalog_.sources.at(c.input.source)->sequential()) {
         co_await read_stream(c.output);  // a stream source is read in order, by this reader alone
       } else {
@@ -354,6 +359,9 @@ asio::awaitable<void> Run::read_lane(Lane& lane) {
                        [this](std::exception_ptr e) { reader_finished(e); });
       }
       continue;
+    }
+    if (!co_await open_output(c.output)) {
+      co_return;
     }
     Job job{index};
     if (!co_await read_input(c.input, job)) {
@@ -379,6 +387,10 @@ asio::awaitable<void> Run::read_stream(std::uint32_t output) {
     Budget& streams;
     ~Close() { streams.release(1); }
   } close{*open_streams_};
+  // Its memory is taken only now: a stream waiting for its turn holds nothing.
+  if (!co_await open_output(output)) {
+    co_return;
+  }
   bool first = true;
   for (std::uint64_t at = 0; !stopped();) {
     const std::uint64_t n = std::min(d.piece_bytes, in.length - at);
@@ -424,7 +436,10 @@ asio::awaitable<bool> Run::open_output(std::uint32_t output) {
   const TensorInfo& t = tensor(output);
   bool ok = false;
   try {
-    ok = co_await budget_->reserve(d.hold_bytes);
+    // What an output holds leaves room for one read, so that holds granted
+    // to outputs opened side by side can never starve the reads that would
+    // finish them (choose_budget checked hold + read against the budget).
+    ok = co_await budget_->reserve(d.hold_bytes, plan_.max_chunk_in);
     if (ok) {
       o.reserved = d.hold_bytes;
       whole_held_ += d.whole_bytes;
@@ -665,7 +680,22 @@ void Run::reader_finished(std::exception_ptr e) {
 void Run::maybe_finish() {
   if (readers_alive_ == 0 && jobs_in_flight_ == 0) {
     guard_.reset();
+    if (cancel_watch_) cancel_watch_->cancel();
   }
+}
+
+// RunOptions::cancel, looked at every 50 ms: a reader waiting for memory or
+// for a slow source is woken like on an error (record_error closes what it waits on).
+void Run::watch_cancel() {
+  cancel_watch_->expires_after(std::chrono::milliseconds(50));
+  cancel_watch_->async_wait([this](boost::system::error_code ec) {
+    if (ec) return;  // the run has ended
+    if (opt_.cancel->load()) {
+      record_error(std::make_exception_ptr(Error(ErrorKind::cancelled, "the run was cancelled")));
+      return;
+    }
+    watch_cancel();
+  });
 }
 
 // Codecs, work counts and lanes; every check that needs no I/O.
@@ -833,6 +863,10 @@ RunStats Run::execute() {
 
   // Readers: one per sequential lane, several per random-access lane.
   guard_.emplace(io_.get_executor());
+  if (opt_.cancel) {
+    cancel_watch_.emplace(io_);
+    watch_cancel();
+  }
   for (auto& lane : lanes_) {
     if (lane.chunks.empty()) {
       continue;

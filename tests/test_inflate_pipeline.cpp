@@ -406,3 +406,46 @@ TEST_CASE("NumPy oracle: savez_compressed archives stream to NumPy's own bytes",
   CHECK(checked > 100);
   CHECK(streamed > 15);  // the little-endian C-order members of the compressed archive
 }
+
+TEST_CASE("many deflated tensors under a budget of a few chunks finish: what outputs hold "
+          "never starves the reads that end them",
+          "[inflate][budget]") {
+  // 40 deflated members converted to BF16 (each holds its inflate buffer and
+  // conversion scratch while open), read through a file source, not a mapping.
+  std::vector<ZipMember> members;
+  Model m;
+  for (int i = 0; i < 40; ++i) {
+    const Bytes values = f32_pattern(20000 + 97 * i, 10 + i);
+    const std::string name = "t" + std::to_string(100 + i);
+    members.push_back(deflated(name + ".npy", make_npy(f32_dict(20000 + 97 * i), values)));
+    m.tensors.emplace_back(name, values);
+  }
+  const auto dir = test::scratch_dir("inflate-many");
+  const auto zip = build_zip(members);
+  std::ofstream(dir / "m.npz", std::ios::binary)
+      .write(reinterpret_cast<const char*>(zip.bytes.data()), static_cast<std::streamsize>(zip.bytes.size()));
+  boost::asio::io_context io;
+  CatalogOptions co;
+  co.open.file_io = FileIo::pread;
+  const Catalog cat = open_catalog({(dir / "m.npz").string()}, io.get_executor(), co);
+  MemorySink sink;
+  PlanOptions po;
+  po.max_chunk_bytes = kChunk;
+  po.to = OutType::f32;  // F32 -> F32: no scratch; and again to BF16 below
+  const Plan plan = make_plan(cat, po);
+  // The least budget the run accepts: one output's hold and one read.
+  std::uint64_t hold = 0;
+  for (const auto& d : plan.detail->outputs) hold = std::max(hold, d.hold_bytes);
+  const std::uint64_t budget = hold + plan.max_chunk_in;
+  const RunStats stats = run_pipeline(io, cat, plan, sink, {.threads = 2, .budget_bytes = budget});
+  CHECK(stats.peak_buffer_bytes <= budget);
+  check_tensors(sink, m);
+  MemorySink bf16;
+  po.to = OutType::bf16;
+  const Plan plan16 = make_plan(cat, po);
+  std::uint64_t hold16 = 0;
+  for (const auto& d : plan16.detail->outputs) hold16 = std::max(hold16, d.hold_bytes);
+  CHECK_NOTHROW(run_pipeline(io, cat, plan16, bf16,
+                             {.threads = 2, .budget_bytes = 2 * (hold16 + plan16.max_chunk_in)}));
+  CHECK(bf16.tensors().size() == 40);
+}

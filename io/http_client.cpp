@@ -105,8 +105,14 @@ void configure(Transfer& t) {
   set(e, CURLOPT_PRIVATE, static_cast<void*>(&t));
   set(e, CURLOPT_ERRORBUFFER, t.error);
   set(e, CURLOPT_NOSIGNAL, 1L);
-  set(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  set(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  // Protocols by name since libcurl 7.85; the bit masks before it.
+  if (curl().easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK) {
+    set(e, CURLOPT_PROTOCOLS, static_cast<long>(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+    set(e, CURLOPT_REDIR_PROTOCOLS, static_cast<long>(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+  } else {
+    set(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  }
+  set(e, CURLOPT_PATH_AS_IS, 1L);  // a key with ./ or ../ is a name, not a path to squash
   set(e, CURLOPT_FOLLOWLOCATION, 1L);  // credentials stay with the first host
   set(e, CURLOPT_MAXREDIRS, 10L);
   set(e, CURLOPT_USERAGENT, "mneme/0.1");
@@ -188,7 +194,7 @@ class CurlService : public asio::execution_context::service {
 
   void shutdown() override {
     release_all();
-    if (timer_) timer_->cancel();
+    timer_.reset();  // before the timer's own service goes
   }
 
   // The executor its timer and sockets use: the first caller's (every caller
@@ -224,21 +230,35 @@ class CurlService : public asio::execution_context::service {
     bool writing = false;
   };
 
-  static int on_socket(CURL*, curl_socket_t s, int what, void* self, void*) {
+  // (No exception may cross into libcurl: -1 makes it fail the transfer.)
+  static int on_socket(CURL*, curl_socket_t s, int what, void* self, void*) noexcept {
     auto& svc = *static_cast<CurlService*>(self);
-    if (what == CURL_POLL_REMOVE) {
-      svc.forget(s);
+    try {
+      if (what == CURL_POLL_REMOVE) {
+        svc.forget(s);
+        return 0;
+      }
+      auto& sock = svc.sockets_[s];
+      if (!sock) sock = std::make_unique<Socket>(svc.executor_, s, ++svc.generations_);
+      sock->what = what;
+      svc.arm(s);
       return 0;
+    } catch (...) {
+      return -1;
     }
-    auto& sock = svc.sockets_[s];
-    if (!sock) sock = std::make_unique<Socket>(svc.executor_, s, ++svc.generations_);
-    sock->what = what;
-    svc.arm(s);
-    return 0;
   }
 
-  static int on_timer(CURLM*, long ms, void* self) {
+  static int on_timer(CURLM*, long ms, void* self) noexcept {
     auto& svc = *static_cast<CurlService*>(self);
+    try {
+      return svc.set_timer(ms);
+    } catch (...) {
+      return -1;
+    }
+  }
+
+  int set_timer(long ms) {
+    auto& svc = *this;
     svc.timer_->cancel();
     if (ms >= 0) {
       // Never re-entered from here: even a 0 ms timeout completes through the context.

@@ -109,7 +109,7 @@ Request HttpSource::request(std::uint64_t first, std::uint64_t last,
   Request r;
   r.url = url_;
   r.headers = options_.http_headers;
-  if (!etag_.empty()) {
+  if (!etag_.empty() && !etag_.starts_with("W/")) {  // If-Match compares strong tags only
     r.headers.push_back("If-Match: " + etag_);
   } else if (!last_modified_.empty()) {
     r.headers.push_back("If-Unmodified-Since: " + last_modified_);

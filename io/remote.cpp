@@ -1,6 +1,9 @@
 #include "io/remote.hpp"
 
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
+#include <thread>
 
 #include "io/aws.hpp"
 #include "io/http_client.hpp"
@@ -51,6 +54,25 @@ RequestSigner s3_signer(const aws::Config& config) {
     for (const auto& [name, value] : s.headers) r.headers.push_back(name + ": " + value);
     r.headers.push_back("Authorization: " + signed_request.authorization);
   };
+}
+
+// The five predefined XML entities (keys in a listing are escaped).
+std::string xml_unescape(const std::string& s) {
+  static const std::pair<std::string_view, char> kEntities[] = {
+      {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto* match = std::find_if(std::begin(kEntities), std::end(kEntities), [&](const auto& e) {
+      return std::string_view(s).substr(i).starts_with(e.first);
+    });
+    if (s[i] == '&' && match != std::end(kEntities)) {
+      out += match->second;
+      i += match->first.size() - 1;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
 }
 
 struct S3Path {
@@ -146,17 +168,33 @@ std::optional<std::string> remote_get_small(const RemoteObject& object, std::uin
 }
 
 bool remote_exists(const RemoteObject& object, const OpenOptions& options) {
+  // A failure is not an absence: only 404 says "not there"; what cannot be
+  // answered (after the usual retries) is an error.
   std::byte one[1];
-  http::Request r;
-  r.url = object.url;
-  r.headers = options.http_headers;
-  r.range = {0, 0};
-  r.body = one;
-  r.timeouts.connect = options.connect_timeout;
-  if (object.signer) object.signer(r);
-  const http::Response resp = http::perform_blocking(std::move(r));
-  // 416: an empty object exists too.
-  return resp.curl_code == 0 && ((resp.status >= 200 && resp.status < 300) || resp.status == 416);
+  for (unsigned attempt = 1;; ++attempt) {
+    http::Request r;
+    r.url = object.url;
+    r.headers = options.http_headers;
+    r.range = {0, 0};
+    r.body = one;
+    r.timeouts.connect = options.connect_timeout;
+    if (object.signer) object.signer(r);
+    const http::Response resp = http::perform_blocking(std::move(r));
+    if (resp.curl_code == 0 && ((resp.status >= 200 && resp.status < 300) || resp.status == 416)) {
+      return true;  // (416: an empty object exists too)
+    }
+    if (resp.curl_code == 0 && resp.status == 404) return false;
+    const bool transient = resp.curl_code != 0
+                               ? resp.transient
+                               : resp.status == 408 || resp.status == 429 || resp.status >= 500;
+    if (!transient || attempt >= std::max(1u, options.max_attempts)) {
+      fail(ErrorKind::network, printable(object.name) + ": " +
+                                   (resp.curl_code ? resp.curl_error
+                                                   : "HTTP " + std::to_string(resp.status)));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min<long long>(
+        options.retry_cap.count(), options.retry_base.count() << std::min(attempt, 10u))));
+  }
 }
 
 std::vector<std::string> remote_list(const std::string& prefix_spec, const OpenOptions& options) {
@@ -184,7 +222,7 @@ std::vector<std::string> remote_list(const std::string& prefix_spec, const OpenO
     for (std::size_t at = 0; (at = body->find("<Key>", at)) != std::string::npos;) {
       const auto end = body->find("</Key>", at);
       if (end == std::string::npos) break;
-      const std::string key = body->substr(at + 5, end - at - 5);
+      const std::string key = xml_unescape(body->substr(at + 5, end - at - 5));
       if (key.size() > p.key.size() && key.starts_with(p.key) &&
           key.find('/', p.key.size()) == std::string::npos) {
         out.push_back("s3://" + p.bucket + "/" + key);

@@ -55,7 +55,8 @@ std::string uri_encode(std::string_view s, bool keep_slash) {
   std::string out;
   for (const char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || (keep_slash && c == '/')) {
+    const bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    if (alnum || c == '-' || c == '.' || c == '_' || c == '~' || (keep_slash && c == '/')) {
       out += ch;
     } else {
       out += '%';
@@ -80,7 +81,7 @@ Signed sign(const Request& r, const Credentials& c, const std::string& region,
   std::vector<std::pair<std::string, std::string>> headers = r.headers;
   headers.emplace_back("host", r.host);
   for (auto& [name, value] : headers) {
-    for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    for (auto& ch : name) ch = (ch >= 'A' && ch <= 'Z') ? static_cast<char>(ch - 'A' + 'a') : ch;
     value = trim_spaces(value);
   }
   std::sort(headers.begin(), headers.end());

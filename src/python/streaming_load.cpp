@@ -9,8 +9,10 @@ namespace mneme::python {
 using namespace std::chrono_literals;
 
 // Allocates each tensor whole at its first chunk, when the tensors finished
-// but not yet handed over leave room under the limit (the backpressure on a
-// slow consumer; one tensor always fits), and queues it when it is done.
+// but not yet handed over leave room under the limit, and queues it when it
+// is done. Only finished tensors count: the consumer can always take those,
+// whereas a decode thread blocked for a tensor still in flight would hold up
+// the very chunks that finish it.
 class StreamingLoad::QueueSink : public Sink {
  public:
   explicit QueueSink(StreamingLoad& load) : load_(load) {}
@@ -20,12 +22,11 @@ class StreamingLoad::QueueSink : public Sink {
     auto& buffer = L.buffers_.at(c.output);
     if (!buffer) {
       const std::uint64_t bytes = L.plan_.outputs[c.output].bytes;
-      while (L.queued_bytes_ > 0 && L.queued_bytes_ + bytes > L.queue_limit_) {
+      while (L.ready_bytes_ > 0 && L.ready_bytes_ + bytes > L.queue_limit_) {
         if (L.cancel_.load()) fail(ErrorKind::cancelled, "the load was cancelled");
         L.changed_.wait_for(lock, 50ms);
       }
       buffer = std::make_shared_for_overwrite<std::byte[]>(std::max<std::uint64_t>(bytes, 1));
-      L.queued_bytes_ += bytes;
     }
     return {buffer.get() + c.out_offset, c.out_bytes};
   }
@@ -37,6 +38,7 @@ class StreamingLoad::QueueSink : public Sink {
       L.buffers_[output] = std::make_shared_for_overwrite<std::byte[]>(1);
     }
     L.ready_.push_back(output);
+    L.ready_bytes_ += L.plan_.outputs[output].bytes;
     L.changed_.notify_all();
   }
 
@@ -98,7 +100,7 @@ bool StreamingLoad::take_ready(std::unique_lock<std::mutex>&, std::size_t& outpu
   if (ready_.empty()) return false;
   output = ready_.front();
   ready_.erase(ready_.begin());
-  queued_bytes_ -= plan_.outputs[output].bytes;
+  ready_bytes_ -= plan_.outputs[output].bytes;
   changed_.notify_all();
   return true;
 }

@@ -81,7 +81,7 @@ class StreamingLoad {
   std::vector<std::size_t> ready_;                     // finished, not yet handed over
   std::map<std::size_t, Finished> kept_;               // handed over by get(), kept
   std::vector<bool> yielded_;                          // handed over by next()
-  std::uint64_t queued_bytes_ = 0;                     // allocated, not yet handed over
+  std::uint64_t ready_bytes_ = 0;                      // finished, not yet handed over
   std::uint64_t queue_limit_ = 0;
   bool done_ = false;
   std::exception_ptr error_;

@@ -180,3 +180,27 @@ def test_keyboard_interrupt_stops_a_remember_and_leaves_nothing(tmp_path):
     stdout, _ = p.communicate(timeout=20)
     assert p.returncode == 3 and "interrupted" in stdout
     assert list(tmp_path.iterdir()) == []  # neither the output nor a temporary
+
+
+def test_backpressure_never_stalls_tensors_in_flight(tmp_path):
+    """Three shards of one 8 MiB tensor each (two chunks apiece, interleaved
+    across shards) under a budget that holds one tensor and a half: decode
+    threads waiting for room must never be the ones the tensors in flight
+    need. Run in a child so that a stall fails the test instead of hanging it."""
+    rng = np.random.default_rng(1)
+    weights = {}
+    for i in range(3):
+        a = rng.standard_normal((2048, 1024), dtype=np.float32)
+        weights[f"w{i}"] = a
+        header = json.dumps({f"w{i}": {"dtype": "F32", "shape": [2048, 1024],
+                                        "data_offsets": [0, a.nbytes]}}).encode()
+        header += b" " * (-len(header) % 8)
+        (tmp_path / f"m-0000{i + 1}-of-00003.safetensors").write_bytes(
+            struct.pack("<Q", len(header)) + header + a.tobytes())
+    code = ("import mneme, sys\n"
+            f"got = mneme.load_file({str(tmp_path)!r}, threads=2, budget=12 << 20)\n"
+            "print(sorted(got))\n")
+    p = subprocess.run([sys.executable, "-c", code], env=os.environ, capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "['w0', 'w1', 'w2']"

@@ -20,13 +20,16 @@ class StreamingLoad::QueueSink : public Sink {
     auto& L = load_;
     std::unique_lock lock(L.mutex_);
     auto& buffer = L.buffers_.at(c.output);
-    if (!buffer) {
-      const std::uint64_t bytes = L.plan_.outputs[c.output].bytes;
-      while (L.ready_bytes_ > 0 && L.ready_bytes_ + bytes > L.queue_limit_) {
-        if (L.cancel_.load()) fail(ErrorKind::cancelled, "the load was cancelled");
-        L.changed_.wait_for(lock, 50ms);
+    // Several chunks of one tensor may arrive here at once: the first to
+    // find room allocates, the others (waiting or not) use its buffer.
+    const std::uint64_t bytes = L.plan_.outputs[c.output].bytes;
+    while (!buffer) {
+      if (L.ready_bytes_ == 0 || L.ready_bytes_ + bytes <= L.queue_limit_) {
+        buffer = std::make_shared_for_overwrite<std::byte[]>(std::max<std::uint64_t>(bytes, 1));
+        break;
       }
-      buffer = std::make_shared_for_overwrite<std::byte[]>(std::max<std::uint64_t>(bytes, 1));
+      if (L.cancel_.load()) fail(ErrorKind::cancelled, "the load was cancelled");
+      L.changed_.wait_for(lock, 50ms);
     }
     return {buffer.get() + c.out_offset, c.out_bytes};
   }

@@ -188,6 +188,7 @@ def test_backpressure_never_stalls_tensors_in_flight(tmp_path):
     threads waiting for room must never be the ones the tensors in flight
     need. Run in a child so that a stall fails the test instead of hanging it."""
     rng = np.random.default_rng(1)
+    (tmp_path / "model").mkdir()
     weights = {}
     for i in range(3):
         a = rng.standard_normal((2048, 1024), dtype=np.float32)
@@ -195,10 +196,16 @@ def test_backpressure_never_stalls_tensors_in_flight(tmp_path):
         header = json.dumps({f"w{i}": {"dtype": "F32", "shape": [2048, 1024],
                                         "data_offsets": [0, a.nbytes]}}).encode()
         header += b" " * (-len(header) % 8)
-        (tmp_path / f"m-0000{i + 1}-of-00003.safetensors").write_bytes(
+        (tmp_path / "model" / f"m-0000{i + 1}-of-00003.safetensors").write_bytes(
             struct.pack("<Q", len(header)) + header + a.tobytes())
-    code = ("import mneme, sys\n"
-            f"got = mneme.load_file({str(tmp_path)!r}, threads=2, budget=12 << 20)\n"
+    # Five times, checking every byte: two chunks of one tensor waiting for room
+    # at once once allocated it twice, and the first one's writes went to freed memory.
+    np.save(tmp_path / "want.npy", np.stack([weights[f"w{i}"] for i in range(3)]))
+    code = ("import mneme, sys, numpy as np\n"
+            f"want = np.load({str(tmp_path / 'want.npy')!r})\n"
+            "for _ in range(5):\n"
+            f"    got = mneme.load_file({str(tmp_path / 'model')!r}, threads=2, budget=12 << 20)\n"
+            "    assert all(np.array_equal(np.asarray(got[f'w{i}']), want[i]) for i in range(3))\n"
             "print(sorted(got))\n")
     p = subprocess.run([sys.executable, "-c", code], env=os.environ, capture_output=True, text=True,
                        timeout=120)

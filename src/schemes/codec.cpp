@@ -47,6 +47,12 @@ std::pair<std::uint64_t, std::uint64_t> matrix(const TensorInfo& t, const char* 
   return {t.shape[0], t.shape[1]};
 }
 
+// Whole rows of a 2-D tensor of one-byte elements (FP8, INT8): a unit is a row.
+CodecGeometry row_geometry(const TensorInfo& t) {
+  const auto cols = matrix(t, "must be 2-D").second;
+  return {cols, cols};
+}
+
 q::Bytes bytes_of(std::span<const std::byte> b) {
   return {reinterpret_cast<const std::uint8_t*>(b.data()), b.size()};
 }
@@ -90,7 +96,7 @@ class GgufCodec final : public Codec {
 class Fp8Codec final : public Codec {
  public:
   Fp8Codec(const TensorInfo& t, const scheme::Fp8& s, DType out)
-      : Codec(out, {matrix(t, "must be 2-D").second, matrix(t, "must be 2-D").second}),
+      : Codec(out, row_geometry(t)),
         scale_(s.scale.data) {
     f_.format = t.dtype == DType::f8_e5m2 ? q::Fp8Format::e5m2 : q::Fp8Format::e4m3fn;
     f_.rows = t.shape[0];
@@ -255,7 +261,7 @@ class Bnb4Codec final : public Codec {
 class BnbInt8Codec final : public Codec {
  public:
   BnbInt8Codec(const TensorInfo& t, const scheme::BnbInt8& s, DType out)
-      : Codec(out, {matrix(t, "must be 2-D").second, matrix(t, "must be 2-D").second}),
+      : Codec(out, row_geometry(t)),
         scb_(s.scb.data) {
     b_.rows = t.shape[0];
     b_.cols = t.shape[1];

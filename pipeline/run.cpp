@@ -238,6 +238,7 @@ class Run {
   Sink& sink_;
   const RunOptions& opt_;
   unsigned threads_;
+  std::uint64_t sink_held_ = 0;  // Sink::held_bytes, taken off the top of the budget
 
   std::vector<OutputRun> outputs_;
   std::vector<Lane> lanes_;  // one per source
@@ -755,8 +756,10 @@ void Run::prepare_outputs() {
 }
 
 // The budget: RunOptions::budget_bytes, or by default 64 MiB raised to what
-// the largest tensor needs. Every tensor must fit it on its own: what it
-// holds while in flight plus one input buffer.
+// the largest tensor needs, plus what the sink holds. What the sink holds for
+// the whole run comes off the top; every tensor must fit the rest on its own:
+// what it holds while in flight plus one input buffer. Returns the part left
+// to the run.
 std::uint64_t Run::choose_budget() {
   std::uint64_t largest = 0;
   std::size_t largest_output = 0;
@@ -775,7 +778,14 @@ std::uint64_t Run::choose_budget() {
   if (opt_.budget_bytes == 0) {
     return std::max<std::uint64_t>(64ull << 20, largest);
   }
-  if (largest > opt_.budget_bytes) {
+  if (sink_held_ > opt_.budget_bytes || largest > opt_.budget_bytes - sink_held_) {
+    if (largest <= opt_.budget_bytes) {
+      fail(ErrorKind::limit, "the sink holds " + std::to_string(sink_held_) +
+                                 " bytes for the run (its staging), and tensor \"" +
+                                 printable(plan_.outputs[largest_output].name) + "\" needs " +
+                                 std::to_string(largest) + " more, above the budget of " +
+                                 std::to_string(opt_.budget_bytes) + " bytes");
+    }
     const PlanDetail::Output& d = detail_.outputs[largest_output];
     fail(ErrorKind::limit,
          "tensor \"" + printable(plan_.outputs[largest_output].name) + "\" needs a budget of " +
@@ -783,7 +793,7 @@ std::uint64_t Run::choose_budget() {
              " held while it decodes, " + std::to_string(largest - d.hold_bytes) +
              " per read), above the budget of " + std::to_string(opt_.budget_bytes) + " bytes");
   }
-  return opt_.budget_bytes;
+  return opt_.budget_bytes - sink_held_;
 }
 
 // Input buffer slots: page-aligned where the budget allows, never more than
@@ -828,10 +838,11 @@ RunStats Run::execute() {
                                " bytes is smaller than one chunk (" +
                                std::to_string(plan_.max_chunk_in) + " bytes)");
   }
+  sink_held_ = sink_.held_bytes(plan_, threads_);
   const std::uint64_t budget = choose_budget();
   budget_.emplace(io_, budget);
   open_streams_.emplace(io_, threads_);
-  stats_.budget_bytes = budget;
+  stats_.budget_bytes = budget + sink_held_;
   make_slots(budget);
 
   try {
@@ -900,7 +911,7 @@ RunStats Run::execute() {
   stats_.decode_seconds = static_cast<double>(decode_ns_.load()) * 1e-9;
   stats_.io_wait_seconds = seconds(decode_idle_);
   stats_.bytes_written = bytes_done_;
-  stats_.peak_buffer_bytes = budget_->peak();
+  stats_.peak_buffer_bytes = budget_->peak() + sink_held_;
   stats_.peak_whole_tensor_bytes = whole_peak_;
   if (!error_ && opt_.cancel && opt_.cancel->load()) {
     error_ = std::make_exception_ptr(Error(ErrorKind::cancelled, "the run was cancelled"));

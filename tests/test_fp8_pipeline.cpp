@@ -15,6 +15,7 @@
 #include "src/formats/safetensors_writer.hpp"
 #include "remote_support.hpp"
 #include "test_support.hpp"
+#include "upload_support.hpp"
 
 using namespace mneme;
 
@@ -93,6 +94,8 @@ TEST_CASE("every FP8 golden decodes through detection and the pipeline, also ove
               test::load_bytes({test::url_of(base, index)}, OutType::bf16));
         ++remote;
       }
+
+      test::check_upload_matches({dir.string()}, OutType::bf16);  // the upload queue too
 
       auto f32 = run(dir, OutType::f32);
       REQUIRE(f32.tensors().size() == 2);  // the scale is a companion, not an output

@@ -16,6 +16,7 @@
 #include "mneme/sinks.hpp"
 #include "remote_support.hpp"
 #include "test_support.hpp"
+#include "upload_support.hpp"
 
 using namespace mneme;
 
@@ -71,6 +72,18 @@ TEST_CASE("every GGUF golden loads over HTTP as it loads from disk", "[gguf][htt
     INFO(file);
     CHECK(test::load_bytes({file}, OutType::bf16) ==
           test::load_bytes({test::url_of(*base, file)}, OutType::bf16));
+    ++cases;
+  }
+  CHECK(cases >= 22);
+}
+
+TEST_CASE("every GGUF golden arrives through the upload ring as it loads into memory",
+          "[gguf][upload][fixtures]") {
+  const auto dir = test::scratch_dir("gguf-goldens-upload");
+  std::size_t cases = 0;
+  for (const auto& path : test::fixture_files("gguf")) {
+    INFO(path.filename().string());
+    test::check_upload_matches({golden_gguf(path, dir)}, OutType::bf16);
     ++cases;
   }
   CHECK(cases >= 22);

@@ -20,6 +20,7 @@
 #include "src/schemes/detect.hpp"
 #include "remote_support.hpp"
 #include "test_support.hpp"
+#include "upload_support.hpp"
 
 using namespace mneme;
 
@@ -315,6 +316,17 @@ TEST_CASE("every GPTQ, AWQ and BitsAndBytes golden loads over HTTP as it loads f
     const auto index = dir / "model.safetensors.index.json";
     CHECK(test::load_bytes({index.string()}, OutType::bf16) ==
           test::load_bytes({test::url_of(*base, index)}, OutType::bf16));
+  }
+}
+
+TEST_CASE("every GPTQ, AWQ and BitsAndBytes golden arrives through the upload ring as in memory",
+          "[quant][upload][fixtures]") {
+  const auto models = all_models();
+  CHECK(models.size() >= 7);
+  for (const auto& m : models) {
+    INFO(m.label);
+    const auto dir = write_model(m, true, "upload");
+    test::check_upload_matches({(dir / "model.safetensors.index.json").string()}, OutType::bf16);
   }
 }
 

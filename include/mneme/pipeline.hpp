@@ -56,7 +56,7 @@ struct PlanOptions {
   std::uint64_t max_materialize_bytes = 1ull << 30;
   // Which tensors to load (by their decoded name, dtype, shape, scheme);
   // unset: all. Unselected tensors are neither read nor delivered.
-  std::function<bool(const TensorInfo&)> select;
+  std::function<bool(const TensorInfo&)> select = {};
 };
 
 // A PlanOptions::select that takes exactly these names.
@@ -85,6 +85,10 @@ Plan make_plan(const Catalog& catalog, const PlanOptions& options);
 class Sink {
  public:
   virtual ~Sink() = default;
+  // Host memory the sink holds through the run besides the outputs it hands
+  // out (a staging ring, bounce buffers), counted in the run's budget; asked
+  // once, before begin, with the run's decode threads.
+  virtual std::uint64_t held_bytes(const Plan& plan, unsigned threads) const { return 0; }
   virtual void begin(const Catalog& catalog, const Plan& plan) {}
   // Memory for exactly chunk.out_bytes of output. Usually one of
   // Plan::chunks; for a tensor whose chunks are not contiguous in the output
@@ -105,7 +109,9 @@ struct RunOptions {
   // Memory the run may hold at once: input buffers, companions, tensors held
   // whole (GPTQ/AWQ outputs, strided or byte-swapped inputs) and stream
   // state. A tensor that cannot fit is Error{limit} naming it, before any
-  // read. 0: 64 MiB, or what the largest tensor needs when that is more.
+  // read. What the sink holds through the run (Sink::held_bytes) is part of
+  // it. 0: 64 MiB, or what the largest tensor needs when that is more, plus
+  // what the sink holds.
   std::uint64_t budget_bytes = 0;
   std::atomic<bool>* cancel = nullptr;       // set from any thread to cancel the run
   // Progress: bytes produced so far and in total; called from the I/O thread.
@@ -120,7 +126,7 @@ struct RunStats {
   double io_busy_seconds = 0;           // wall time with at least one read in flight
   double io_wait_seconds = 0;           // wall time with reads in flight and no decode running
   double decode_seconds = 0;            // summed over decode threads
-  std::uint64_t peak_buffer_bytes = 0;  // budgeted bytes held at once, at most
+  std::uint64_t peak_buffer_bytes = 0;  // budgeted bytes held at once, at most (the sink's included)
   // Of those, tensors held whole at once, at most: GPTQ/AWQ outputs and
   // strided or byte-swapped inputs.
   std::uint64_t peak_whole_tensor_bytes = 0;

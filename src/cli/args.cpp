@@ -69,6 +69,14 @@ constexpr std::array kOptions{
            "(repeatable)"},
     Option{"--no-sign-request", nullptr, nullptr, kAll,
            "S3: read a public bucket without credentials (AWS_NO_SIGN_REQUEST)"},
+    Option{"--device", nullptr, "DEV", kLoad,
+           "upload every tensor to a device: cuda, cuda:N, or host (a mock\n"
+           "device in host memory); the summary adds the copies' rate"},
+    Option{"--slot-size", nullptr, "SIZE", kLoad,
+           "--device: bytes per pinned staging slot, at least 64k (default 16M);\n"
+           "also the chunk size unless --chunk is given"},
+    Option{"--slots", nullptr, "N", kLoad,
+           "--device: staging slots in the ring, 1..64 (default: one per thread)"},
     Option{"--quiet", "-q", nullptr, kTransfer, "no progress bar and no summary"},
 };
 
@@ -358,6 +366,13 @@ Args parse_args(int argc, char** argv) {
       a.headers.push_back(value);
     } else if (o == "--no-sign-request") {
       a.no_sign_request = true;
+    } else if (o == "--device") {
+      a.device = value;
+    } else if (o == "--slot-size") {
+      a.slot_size = parse_size(value, "--slot-size");
+      if (*a.slot_size < (64u << 10)) throw UsageError("--slot-size must be at least 64k");
+    } else if (o == "--slots") {
+      a.slots = parse_count(value, "--slots", 1, 64);
     } else if (o == "--quiet") {
       a.quiet = true;
     }
@@ -367,6 +382,9 @@ Args parse_args(int argc, char** argv) {
   }
   if (a.sources.empty()) {
     throw UsageError(a.command + " needs at least one source");
+  }
+  if ((a.slot_size || a.slots) && !a.device) {
+    throw UsageError("--slot-size and --slots go with --device");
   }
   if (a.chunk && (*a.chunk < (1u << 10) || *a.chunk > (1u << 30))) {
     throw UsageError("--chunk must be from 1k to 1G");

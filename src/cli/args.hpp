@@ -35,6 +35,9 @@ struct Args {
   std::optional<unsigned> retries;          // --retries (attempts per part, first included)
   std::vector<std::string> headers;         // --header "Name: value" (http(s)://)
   bool no_sign_request = false;             // --no-sign-request (public S3 buckets)
+  std::optional<std::string> device;        // --device (load): cuda, cuda:N, host
+  std::optional<std::uint64_t> slot_size;   // --slot-size (upload ring)
+  std::optional<unsigned> slots;            // --slots (upload ring)
   bool json = false;                      // --json
   bool quiet = false;                     // -q, --quiet
   bool force = false;                     // --force

@@ -21,6 +21,7 @@
 #include "mneme/formats.hpp"
 #include "mneme/pipeline.hpp"
 #include "mneme/sinks.hpp"
+#include "mneme/upload.hpp"
 #include "src/cli/args.hpp"
 #include "src/formats/output_path.hpp"
 
@@ -384,6 +385,10 @@ PlanOptions plan_options(const cli::Args& a, std::optional<OutType> to) {
   p.to = to;
   if (a.chunk) {
     p.max_chunk_bytes = *a.chunk;
+  } else if (a.device) {
+    // A chunk fills a slot: one copy per slot, large enough for the copy
+    // engine's full rate (docs/performance.md, "Uploading to a GPU").
+    p.max_chunk_bytes = a.slot_size.value_or(UploadOptions{}.slot_bytes);
   }
   if (a.budget) {
     if (*a.budget < p.max_chunk_bytes) {
@@ -418,6 +423,35 @@ void print_stats(const RunStats& s, const char* verb) {
   }
   std::fputc(')', stderr);
   std::fputc('\n', stderr);
+}
+
+// `mneme load --device`: every tensor into device memory through the upload
+// ring, freed at the end.
+int upload(const cli::Args& a, boost::asio::io_context& io, const Catalog& cat, const Plan& plan,
+           const RunOptions& opts) {
+  const std::unique_ptr<UploadDevice> device = open_device(*a.device);
+  UploadOptions options;
+  if (a.slot_size) {
+    options.slot_bytes = *a.slot_size;
+  }
+  if (a.slots) {
+    options.slots = *a.slots;
+  }
+  UploadSink sink(*device, options);
+  const RunStats stats = run_pipeline(io, cat, plan, sink, opts);
+  if (!a.quiet) {
+    print_stats(stats, "loaded");
+    const UploadStats u = sink.stats();
+    const double rate = u.busy_seconds > 0 ? static_cast<double>(u.bytes) / u.busy_seconds : 0;
+    std::fprintf(stderr,
+                 "  to %s: %s in %llu copies through %u slots of %s; copies busy %.3f s (%.2f GB/s); "
+                 "decoders waited for a slot %.3f s\n",
+                 device->name().c_str(), human_bytes(static_cast<double>(u.bytes)).c_str(),
+                 static_cast<unsigned long long>(u.copies), u.slots,
+                 human_bytes(static_cast<double>(options.slot_bytes)).c_str(), u.busy_seconds,
+                 rate / 1e9, u.wait_seconds);
+  }
+  return 0;
 }
 
 // `<model>-<type>.safetensors`: the model directory's name, or the file's stem
@@ -535,6 +569,9 @@ int transfer(const cli::Args& a, boost::asio::io_context& io, Job job) {
   g_progress.start(!a.quiet && ::isatty(STDERR_FILENO));
   const RunOptions opts = run_options(a, g_progress);
   RunStats stats;
+  if (job == Job::load && a.device) {
+    return upload(a, io, cat, plan, opts);
+  }
   if (job == Job::load) {
     DiscardSink sink;
     stats = run_pipeline(io, cat, plan, sink, opts);

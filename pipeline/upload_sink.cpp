@@ -91,10 +91,9 @@ struct UploadSink::State {
 
 UploadSink::UploadSink(UploadDevice& device, UploadOptions options)
     : device_(device), options_(std::move(options)) {
-  if (options_.slot_bytes < (64u << 10)) {
-    fail(ErrorKind::unsupported, "upload queue: slots of at least 64 KiB");
+  if (options_.slots == 0 || options_.slot_bytes < (64u << 10)) {
+    fail(ErrorKind::unsupported, "upload queue: at least one slot of at least 64 KiB");
   }
-  slot_count_ = options_.slots != 0 ? options_.slots : 4;
 }
 
 UploadSink::~UploadSink() {
@@ -113,10 +112,7 @@ std::uint64_t UploadSink::held_bytes(const Plan& plan, unsigned threads) const {
   }
   const std::uint64_t per_thread = (streams ? 2 : 1) * plan.max_chunk_out;
   const bool bounce = streams || plan.max_chunk_out > slot;
-  if (options_.slots == 0) {
-    slot_count_ = std::max(2u, threads);  // one per decode thread: the fills run in parallel
-  }
-  return slot * slot_count_ + (bounce ? per_thread * std::max(1u, threads) : 0);
+  return slot * options_.slots + (bounce ? per_thread * std::max(1u, threads) : 0);
 }
 
 void UploadSink::begin(const Catalog&, const Plan& plan) {
@@ -127,13 +123,13 @@ void UploadSink::begin(const Catalog&, const Plan& plan) {
   s.slot_bytes = ring_slot_bytes(options_);
   s.bounce =
       std::make_unique<pipeline::StagingPool>(std::max<std::uint64_t>(plan.max_chunk_out, 1));
-  s.ring = device_.allocate_staging(s.slot_bytes * slot_count_);
+  s.ring = device_.allocate_staging(s.slot_bytes * options_.slots);
   s.stats.ring_bytes = s.ring.size();
-  s.stats.slots = slot_count_;
-  device_.open_lanes(slot_count_);
+  s.stats.slots = options_.slots;
+  device_.open_lanes(options_.slots);
   s.lanes_open = true;
-  s.slots.resize(slot_count_);
-  for (unsigned i = 0; i < slot_count_; ++i) {
+  s.slots.resize(options_.slots);
+  for (unsigned i = 0; i < options_.slots; ++i) {
     s.slots[i].data = s.ring.data() + i * s.slot_bytes;
   }
   s.targets.resize(plan.outputs.size());

@@ -174,17 +174,9 @@ TEST_CASE("the ring is counted in the budget", "[upload]") {
   }
 }
 
-TEST_CASE("the ring has a slot per decode thread unless told, and slots of 64 KiB at least",
-          "[upload]") {
-  for (const unsigned threads : {1u, 2u}) {
-    Opened m(kSample);
-    HostDevice device;
-    UploadSink sink(device, {.slot_bytes = 64 << 10});
-    const RunStats s = run_pipeline(m.io, m.catalog, m.plan, sink, RunOptions{.threads = threads});
-    CHECK(sink.stats().slots == std::max(2u, s.threads));
-    CHECK(sink.stats().ring_bytes == sink.stats().slots * (64 << 10));
-  }
+TEST_CASE("a ring of no slot, or of slots under 64 KiB, is refused", "[upload]") {
   HostDevice device;
+  CHECK_THROWS_AS(UploadSink(device, {.slots = 0}), Error);
   CHECK_THROWS_AS(UploadSink(device, {.slot_bytes = 4096}), Error);
   CHECK_THROWS_AS(open_device("gpu"), Error);
   CHECK_THROWS_AS(open_device("cuda:x"), Error);

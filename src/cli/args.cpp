@@ -76,7 +76,7 @@ constexpr std::array kOptions{
            "--device: bytes per pinned staging slot, at least 64k (default 16M);\n"
            "also the chunk size unless --chunk is given"},
     Option{"--slots", nullptr, "N", kLoad,
-           "--device: staging slots in the ring, 1..64 (default: one per thread)"},
+           "--device: staging slots in the ring, 1..64 (default 4)"},
     Option{"--quiet", "-q", nullptr, kTransfer, "no progress bar and no summary"},
 };
 
@@ -360,7 +360,8 @@ Args parse_args(int argc, char** argv) {
     } else if (o == "--retries") {
       a.retries = parse_count(value, "--retries", 1, 100);
     } else if (o == "--header") {
-      if (value.find(':') == std::string::npos || value.find_first_of("\r\n") != std::string::npos) {
+      if (value.find(':') == std::string::npos ||
+          value.find_first_of("\r\n") != std::string::npos) {
         throw UsageError("--header must be 'Name: value' on one line");
       }
       a.headers.push_back(value);

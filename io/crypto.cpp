@@ -1,10 +1,9 @@
 #include "io/crypto.hpp"
 
-#include <dlfcn.h>
-
 #include <mutex>
 
 #include "mneme/error.hpp"
+#include "src/core/dynamic_library.hpp"
 
 namespace mneme::crypto {
 namespace {
@@ -21,20 +20,11 @@ const Api& api() {
   static std::once_flag once;
   static Api a{};
   std::call_once(once, [] {
-    void* lib = dlopen("libcrypto.so.3", RTLD_NOW | RTLD_LOCAL);
-    if (!lib) {
-      const char* why = dlerror();
-      fail(ErrorKind::unsupported, std::string("signing S3 requests needs OpenSSL (libcrypto.so.3): ") +
-                                       (why ? why : "not found"));
-    }
-    const auto sym = [lib](const char* name) {
-      void* f = dlsym(lib, name);
-      if (!f) fail(ErrorKind::unsupported, std::string("libcrypto.so.3 lacks ") + name);
-      return f;
-    };
-    a.sha256 = reinterpret_cast<decltype(a.sha256)>(sym("SHA256"));
-    a.evp_sha256 = reinterpret_cast<decltype(a.evp_sha256)>(sym("EVP_sha256"));
-    a.hmac = reinterpret_cast<decltype(a.hmac)>(sym("HMAC"));
+    const core::DynamicLibrary lib = core::DynamicLibrary::open(
+        {"libcrypto.so.3"}, "signing S3 requests needs OpenSSL (libcrypto.so.3)");
+    lib.bind(a.sha256, "SHA256");
+    lib.bind(a.evp_sha256, "EVP_sha256");
+    lib.bind(a.hmac, "HMAC");
   });
   return a;
 }

@@ -1,31 +1,19 @@
 #include "io/curl_api.hpp"
 
-#include <dlfcn.h>
-
 #include <mutex>
 #include <string>
 
 #include "mneme/error.hpp"
+#include "src/core/dynamic_library.hpp"
 
 namespace mneme::http {
 namespace {
 
 CurlApi load() {
-  void* lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
-  if (!lib) {
-    const char* why = dlerror();
-    fail(ErrorKind::unsupported, std::string("HTTP sources need libcurl (libcurl.so.4): ") +
-                                     (why ? why : "not found"));
-  }
-  const auto sym = [lib](const char* name) {
-    void* f = dlsym(lib, name);
-    if (!f) fail(ErrorKind::unsupported, std::string("libcurl.so.4 lacks ") + name);
-    return f;
-  };
+  const core::DynamicLibrary lib =
+      core::DynamicLibrary::open({"libcurl.so.4"}, "HTTP sources need libcurl (libcurl.so.4)");
   CurlApi api{};
-  const auto bind = [&](auto& fn, const char* name) {
-    fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(sym(name));
-  };
+  const auto bind = [&lib](auto& fn, const char* name) { lib.bind(fn, name); };
   bind(api.global_init, "curl_global_init");
   bind(api.easy_init, "curl_easy_init");
   bind(api.easy_setopt, "curl_easy_setopt");

@@ -192,6 +192,10 @@ class Run {
   std::uint64_t choose_budget();
   void make_slots(std::uint64_t budget);
   asio::awaitable<void> read_lane(Lane& lane);
+  asio::awaitable<void> read_lanes_in_turn();
+  // Reads the lane's next chunk (or starts its stream); false when the run
+  // is stopping.
+  asio::awaitable<bool> read_next(Lane& lane);
   asio::awaitable<void> read_stream(std::uint32_t output);
   // Input for chunk `c` (a buffer slot holding its bytes, or a pointer into a
   // contiguous source); false when the run is stopping.
@@ -345,31 +349,60 @@ void Run::submit(Job job) {
   decode_node_->try_put(job);
 }
 
+// A sequential source's one reader. (`if (!co_await ...)` inside these loops
+// compiled to an illegal instruction with GCC 12: the result is named first.)
 asio::awaitable<void> Run::read_lane(Lane& lane) {
   while (!stopped() && lane.next < lane.chunks.size()) {
-    const std::size_t index = lane.chunks[lane.next++];
-    const Chunk& c = plan_.chunks[index];
-    if (detail_.outputs[c.output].stream) {  // opened by read_stream, once it may run
-      if (catalog_.sources.at(c.input.source)->sequential()) {
-        co_await read_stream(c.output);  // a stream source is read in order, by this reader alone
-      } else {
-        // A reader of its own, so that streams decode side by side (as many
-        // as open_streams_ allows) while this lane reads on.
-        ++readers_alive_;
-        asio::co_spawn(io_, read_stream(c.output),
-                       [this](std::exception_ptr e) { reader_finished(e); });
-      }
+    const bool more = co_await read_next(lane);
+    if (!more) {
+      co_return;
+    }
+  }
+}
+
+// The readers of every random-access source, shared: each takes the next
+// chunk of the first source that has one left, so a sharded model's shards
+// are read in turn and its first tensors complete first, with as many reads
+// in flight as one source would have had.
+asio::awaitable<void> Run::read_lanes_in_turn() {
+  for (std::size_t at = 0; !stopped() && at < lanes_.size();) {
+    Lane& lane = lanes_[at];
+    const bool own_reader = lane.chunks.empty() ||
+                            catalog_.sources[plan_.chunks[lane.chunks.front()].input.source]->sequential();
+    if (own_reader || lane.next >= lane.chunks.size()) {
+      ++at;
       continue;
     }
-    if (!co_await open_output(c.output)) {
+    const bool more = co_await read_next(lane);
+    if (!more) {
       co_return;
     }
-    Job job{index};
-    if (!co_await read_input(c.input, job)) {
-      co_return;
-    }
-    submit(job);
   }
+}
+
+asio::awaitable<bool> Run::read_next(Lane& lane) {
+  const std::size_t index = lane.chunks[lane.next++];
+  const Chunk& c = plan_.chunks[index];
+  if (detail_.outputs[c.output].stream) {  // opened by read_stream, once it may run
+    if (catalog_.sources.at(c.input.source)->sequential()) {
+      co_await read_stream(c.output);  // a stream source is read in order, by this reader alone
+    } else {
+      // A reader of its own, so that streams decode side by side (as many
+      // as open_streams_ allows) while the others read on.
+      ++readers_alive_;
+      asio::co_spawn(io_, read_stream(c.output), [this](std::exception_ptr e) { reader_finished(e); });
+    }
+    co_return !stopped();
+  }
+  if (!co_await open_output(c.output)) {
+    co_return false;
+  }
+  Job job{index};
+  if (!co_await read_input(c.input, job)) {
+    co_return false;
+  }
+  submit(job);
+  co_return true;
 }
 
 // The stored bytes of a stream output, front to back, a piece at a time;
@@ -872,25 +905,31 @@ RunStats Run::execute() {
   decode_node_ = node.get();
   decode_idle_since_ = Clock::now();
 
-  // Readers: one per sequential lane, several per random-access lane.
+  // Readers: one per sequential lane; the random-access lanes share as many
+  // as the most any one of them may use.
   guard_.emplace(io_.get_executor());
   if (opt_.cancel) {
     cancel_watch_.emplace(io_);
     watch_cancel();
   }
+  std::size_t shared_readers = 0;
   for (auto& lane : lanes_) {
     if (lane.chunks.empty()) {
       continue;
     }
     const Source& src = *catalog_.sources[plan_.chunks[lane.chunks.front()].input.source];
-    const std::size_t readers = src.sequential()   ? 1
-                                : src.contiguous() ? 1
-                                                   : std::clamp<std::size_t>(
-                                                         slot_count_, 1, std::max(1u, src.concurrency()));
-    for (std::size_t r = 0; r < readers; ++r) {
+    if (src.sequential()) {
       ++readers_alive_;
       asio::co_spawn(io_, read_lane(lane), [this](std::exception_ptr e) { reader_finished(e); });
+      continue;
     }
+    shared_readers = std::max(shared_readers, src.contiguous() ? std::size_t{1}
+                                                               : std::clamp<std::size_t>(
+                                                                     slot_count_, 1, std::max(1u, src.concurrency())));
+  }
+  for (std::size_t r = 0; r < shared_readers; ++r) {
+    ++readers_alive_;
+    asio::co_spawn(io_, read_lanes_in_turn(), [this](std::exception_ptr e) { reader_finished(e); });
   }
   maybe_finish();
   // The graph is held busy until reading has ended, so the calling thread

@@ -203,7 +203,7 @@ TEST_CASE("the CUDA backend uploads the sample as memory holds it, or says why i
     gpu = open_device("cuda:0");
   } catch (const Error& e) {
     CHECK(e.kind() == ErrorKind::unsupported);
-    MNEME_SKIP(std::string("no CUDA device: ") + e.what());
+    MNEME_SKIP_NO_HARDWARE(std::string("no CUDA device: ") + e.what());
     return;
   }
   const auto want = test::load_bytes({kSample}, OutType::bf16);

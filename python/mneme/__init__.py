@@ -63,7 +63,7 @@ class safe_open:
     """Streams a model; use it as a context manager.
 
     ``safe_open(sources, *, dtype=None, threads=None, budget=None, tensors=None,
-    progress=None, config=None)``
+    progress=None, config=None, io=None)``
 
     dtype     "bf16", "f16" or "f32": float tensors are converted and
               quantized ones decoded to it; None keeps floats as stored
@@ -76,6 +76,10 @@ class safe_open:
     tensors   a list of names, or a predicate on the name: only those are read.
     progress  callable(done_bytes, total_bytes), called from a worker thread.
     config    the model's config.json when it is not beside the weights.
+    io        how local files are read, as the CLI's --io: "auto" (the
+              default: io_uring, pread where it is refused), "uring",
+              "pread" or "mmap" (fastest from the page cache, but a file
+              truncated while mapped kills the process with SIGBUS).
 
     The load starts at once and runs in the background (the GIL released).
     ``tensors()`` yields ``(name, Array)`` as each tensor finishes, in that
@@ -88,9 +92,9 @@ class safe_open:
     """
 
     def __init__(self, sources: Sources, *, dtype=None, threads=None, budget=None, tensors=None,
-                 progress=None, config=None):
+                 progress=None, config=None, io=None):
         self._handle = _mneme.open(_sources(sources), dtype, threads, budget, tensors, progress,
-                                   config)
+                                   config, io)
 
     def __enter__(self):
         return self
@@ -134,7 +138,7 @@ def load_file(sources: Sources, **options) -> typing.Dict[str, Array]:
 
 
 def remember(sources: Sources, out, *, to="bf16", threads=None, budget=None, tensors=None,
-             progress=None, config=None, overwrite=False):
+             progress=None, config=None, io=None, overwrite=False):
     """Decodes a model into one safetensors file, as ``mneme remember`` does.
 
     The file appears only when complete (a temporary beside it is synced and
@@ -142,17 +146,17 @@ def remember(sources: Sources, out, *, to="bf16", threads=None, budget=None, ten
     replaced only with ``overwrite=True``.
     """
     _mneme.remember(_sources(sources), os.fspath(out), "safetensors", to, threads, budget,
-                    tensors, progress, config, overwrite)
+                    tensors, progress, config, io, overwrite)
 
 
 def convert(sources: Sources, out, *, format="safetensors", dtype=None, threads=None,
-            budget=None, tensors=None, progress=None, config=None, overwrite=False):
+            budget=None, tensors=None, progress=None, config=None, io=None, overwrite=False):
     """Writes a model as safetensors or GGUF (``format``), as ``mneme convert`` does;
     float tensors keep their type unless ``dtype`` is given."""
     if format not in ("safetensors", "gguf"):
         raise ValueError("format must be 'safetensors' or 'gguf'")
     _mneme.remember(_sources(sources), os.fspath(out), format, dtype, threads, budget, tensors,
-                    progress, config, overwrite)
+                    progress, config, io, overwrite)
 
 
 def _sources(sources):

@@ -60,10 +60,22 @@ std::shared_ptr<py::object> shared(const py::object& o) {
           }};
 }
 
+// io=: how local files are read, as the CLI's --io.
+FileIo file_io(const py::object& io) {
+  if (io.is_none()) return FileIo::automatic;
+  const std::string mode = py::str(io);
+  if (mode == "auto") return FileIo::automatic;
+  if (mode == "uring") return FileIo::uring;
+  if (mode == "pread") return FileIo::pread;
+  if (mode == "mmap") return FileIo::mmap;
+  throw py::value_error("io must be 'auto', 'uring', 'pread' or 'mmap', not '" + mode + "'");
+}
+
 LoadSettings settings(const py::object& dtype, const py::object& threads,
                       const py::object& budget, const py::object& tensors,
-                      const py::object& progress, const py::object& config) {
+                      const py::object& progress, const py::object& config, const py::object& io) {
   LoadSettings s;
+  s.open.open.file_io = file_io(io);
   s.to = out_type(dtype);
   if (!threads.is_none()) s.threads = py::cast<unsigned>(threads);
   if (!budget.is_none()) s.budget = py::cast<std::uint64_t>(budget);
@@ -268,24 +280,24 @@ PYBIND11_MODULE(_mneme, m) {
       "open",
       [](const py::object& sources, const py::object& dtype, const py::object& threads,
          const py::object& budget, const py::object& tensors, const py::object& progress,
-         const py::object& config) {
+         const py::object& config, const py::object& io) {
         auto specs = source_list(sources);
-        auto s = settings(dtype, threads, budget, tensors, progress, config);
+        auto s = settings(dtype, threads, budget, tensors, progress, config, io);
         return std::make_unique<Handle>(std::move(specs), std::move(s));
       },
       py::arg("sources"), py::arg("dtype"), py::arg("threads"), py::arg("budget"),
-      py::arg("tensors"), py::arg("progress"), py::arg("config"));
+      py::arg("tensors"), py::arg("progress"), py::arg("config"), py::arg("io"));
   m.def("inspect", &inspect, py::arg("sources"), py::arg("config") = py::none());
   m.def(
       "remember",
       [](const py::object& sources, const std::string& out, const std::string& format,
          const py::object& dtype, const py::object& threads, const py::object& budget,
          const py::object& tensors, const py::object& progress, const py::object& config,
-         bool overwrite) {
-        remember(sources, out, format, settings(dtype, threads, budget, tensors, progress, config),
-                 overwrite);
+         const py::object& io, bool overwrite) {
+        remember(sources, out, format,
+                 settings(dtype, threads, budget, tensors, progress, config, io), overwrite);
       },
       py::arg("sources"), py::arg("out"), py::arg("format"), py::arg("dtype"), py::arg("threads"),
-      py::arg("budget"), py::arg("tensors"), py::arg("progress"), py::arg("config"),
+      py::arg("budget"), py::arg("tensors"), py::arg("progress"), py::arg("config"), py::arg("io"),
       py::arg("overwrite"));
 }

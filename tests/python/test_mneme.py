@@ -108,6 +108,16 @@ def test_keys_get_tensor_and_selection():
     assert list(only) == [keys[0]]
 
 
+def test_every_io_mode_loads_the_same_bytes():
+    model = ROOT / "fixtures" / "sample-model"
+    want = {k: bytes(memoryview(v).cast("B")) for k, v in mneme.load_file(model, dtype="bf16").items()}
+    for io in ("uring", "pread", "mmap"):
+        got = mneme.load_file(model, dtype="bf16", io=io)
+        assert {k: bytes(memoryview(v).cast("B")) for k, v in got.items()} == want, io
+    with pytest.raises(ValueError):
+        mneme.load_file(model, io="dma")
+
+
 def test_inspect_reads_headers():
     info = mneme.inspect(SAMPLES / "gptq")
     assert info.format == "safetensors"

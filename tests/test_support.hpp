@@ -33,10 +33,10 @@ int& skip_count();  // catch_main.cpp
 // Records that a check needs hardware this machine lacks (a GPU): a skip in
 // CI too, where no machine has one (scripts/gpu-check.sh runs those checks
 // where one is).
-#define MNEME_SKIP_NO_HARDWARE(reason)        \
-  do {                                        \
-    WARN("SKIPPED: " << reason);              \
-    ++::mneme::test::skip_count();            \
+#define MNEME_SKIP_NO_HARDWARE(reason) \
+  do {                                 \
+    WARN("SKIPPED: " << reason);       \
+    ++::mneme::test::skip_count();     \
   } while (false)
 
 // The mneme binary under test (ctest sets MNEME_CLI), or nullptr after

@@ -1,9 +1,10 @@
 // Memory-mapped file: zero-copy views for the pipeline (contiguous()).
 //
-// Opt-in (--io mmap) because a file truncated or shrunk by another process
-// while mapped makes the next access to the lost pages raise SIGBUS, which no
-// exception can report (hostile-inputs.md item 62); the copy-based sources
-// turn the same event into Error{io}.
+// A file truncated or shrunk by another process while mapped would make the
+// next access to the lost pages raise SIGBUS (hostile-inputs.md item 62): the
+// mapping is guarded (io/mapping_guard.hpp), lost pages read as zeros, and
+// every read and every decode from the mapping is checked afterwards
+// (check_intact), so the event is Error{io} as with the copy-based sources.
 #include <sys/mman.h>
 
 #include <cerrno>
@@ -11,6 +12,7 @@
 #include <cstring>
 
 #include "io/file_kinds.hpp"
+#include "io/mapping_guard.hpp"
 #include "io/sources.hpp"
 #include "mneme/error.hpp"
 
@@ -30,11 +32,13 @@ class MmapSource final : public Source {
     void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, file.fd.get(), 0);
     if (p == MAP_FAILED) fail_errno(name_, "mmap failed", errno);
     base_ = static_cast<const std::byte*>(p);
+    guard_.emplace(p, size_);
     // Loads read front to back: ask for aggressive readahead, early reclaim.
     ::madvise(p, size_, MADV_SEQUENTIAL);
     // The mapping keeps the file referenced; the descriptor closes with `file`.
   }
   ~MmapSource() override {
+    guard_.reset();  // first: the address range may be reused once unmapped
     if (base_ != nullptr) ::munmap(const_cast<std::byte*>(base_), size_);
   }
   MmapSource(const MmapSource&) = delete;
@@ -49,6 +53,15 @@ class MmapSource final : public Source {
   void read_at(std::uint64_t offset, std::span<std::byte> dst) override {
     check_range(name_, size_, offset, dst.size());
     if (!dst.empty()) std::memcpy(dst.data(), base_ + offset, dst.size());
+    check_intact();
+  }
+
+  void check_intact() const override {
+    if (guard_ && guard_->lost()) {
+      fail(ErrorKind::io, printable(name_) +
+                              ": the file shrank while mapped (truncated by another process?); its "
+                              "lost pages read as zeros");
+    }
   }
 
  private:
@@ -56,6 +69,7 @@ class MmapSource final : public Source {
   std::uint64_t size_;
   FileId id_;
   const std::byte* base_ = nullptr;
+  std::optional<MappingGuard> guard_;
 };
 
 }  // namespace

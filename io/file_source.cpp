@@ -43,9 +43,9 @@ SourcePtr make_from_opened(std::string name, detail::OpenedFile file,
 }  // namespace
 
 SourcePtr make_file_source(const std::string& path, boost::asio::any_io_executor executor,
-                           FileIo mode, std::string name) {
+                           FileIo mode, std::string name, bool regular_only) {
   if (name.empty()) name = path;
-  auto file = detail::open_file(path, name);
+  auto file = regular_only ? detail::open_regular_file(path, name) : detail::open_file(path, name);
   return make_from_opened(std::move(name), std::move(file), std::move(executor), mode);
 }
 

@@ -86,12 +86,15 @@ SourcePtr open_source(const std::string& spec, boost::asio::any_io_executor exec
                       const OpenOptions& options) {
   if (spec == "-") return make_stdin_source(std::move(executor));
   const auto scheme = url_scheme(spec);
-  if (scheme.empty()) return make_file_source(spec, std::move(executor), options.file_io);
+  if (scheme.empty()) {
+    return make_file_source(spec, std::move(executor), options.file_io, {}, options.regular_file_only);
+  }
   const std::string_view rest = std::string_view(spec).substr(scheme.size() + 3);
   std::string lower(scheme);
   for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (lower == "file") {
-    return make_file_source(file_url_path(spec, rest), std::move(executor), options.file_io, spec);
+    return make_file_source(file_url_path(spec, rest), std::move(executor), options.file_io, spec,
+                            options.regular_file_only);
   }
   if (lower == "tcp") return open_tcp(spec, rest, std::move(executor), options);
   if (lower == "http" || lower == "https" || lower == "s3" || lower == "hf") {

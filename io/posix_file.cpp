@@ -36,6 +36,33 @@ OpenedFile open_file(const std::string& path, const std::string& name) {
   return describe_fd(UniqueFd(fd), name);
 }
 
+OpenedFile open_regular_file(const std::string& path, const std::string& name) {
+  if (path.empty()) fail(ErrorKind::io, "cannot open an empty path");
+  int fd;
+  do {
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) fail_errno(name, "cannot open", errno);
+  UniqueFd owned(fd);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) fail_errno(name, "cannot stat", errno);
+  if (!S_ISREG(st.st_mode)) {
+    const char* what = S_ISFIFO(st.st_mode)  ? "a FIFO"
+                       : S_ISDIR(st.st_mode) ? "a directory"
+                       : S_ISCHR(st.st_mode) ? "a character device"
+                       : S_ISBLK(st.st_mode) ? "a block device"
+                       : S_ISSOCK(st.st_mode) ? "a socket"
+                                              : "not a regular file";
+    fail(ErrorKind::io, printable(name) + ": is " + what +
+                            "; a shard or split must be a regular file (name a stream on the "
+                            "command line to read it as one)");
+  }
+  if (::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) {
+    fail_errno(name, "cannot clear O_NONBLOCK", errno);
+  }
+  return describe_fd(std::move(owned), name);
+}
+
 OpenedFile describe_fd(UniqueFd fd, const std::string& name) {
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) fail_errno(name, "cannot stat", errno);

@@ -47,6 +47,11 @@ struct OpenedFile {
 // directory throws Error{io} naming `name` (the spec the user gave).
 OpenedFile open_file(const std::string& path, const std::string& name);
 
+// The same for a file mneme found rather than the user named: opened without
+// blocking, and anything but a regular file is Error{io} (a FIFO's open()
+// would wait for a writer forever).
+OpenedFile open_regular_file(const std::string& path, const std::string& name);
+
 // Describes an already open descriptor the same way (used for stdin).
 OpenedFile describe_fd(UniqueFd fd, const std::string& name);
 

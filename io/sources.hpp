@@ -31,7 +31,9 @@ SourcePtr make_istream_source(std::string name, std::unique_ptr<std::istream> in
                               std::optional<std::uint64_t> size = std::nullopt);
 
 // Read-only map of a whole regular file; contiguous() is its first byte.
-// Reads are memcpy. A file truncated while mapped raises SIGBUS on access.
+// Reads are memcpy. A file truncated while mapped: the lost pages read as
+// zeros (never SIGBUS) and the read, or check_intact() after a decode, is
+// Error{io} (io/mapping_guard.hpp).
 SourcePtr make_mmap_source(const std::string& path);
 
 // Blocking pread; async reads run on a shared pool of 4 threads and resume on
@@ -47,9 +49,11 @@ SourcePtr make_uring_source(const std::string& path, boost::asio::any_io_executo
 
 // A file by FileIo: automatic tries io_uring and falls back to pread when it
 // is refused. A pipe or FIFO at path becomes a sequential descriptor source.
-// `name` is what messages and name() show (defaults to path).
+// `name` is what messages and name() show (defaults to path). With
+// `regular_only` anything but a regular file is Error{io}, found before
+// open() could block (OpenOptions::regular_file_only).
 SourcePtr make_file_source(const std::string& path, boost::asio::any_io_executor executor,
-                           FileIo mode, std::string name = {});
+                           FileIo mode, std::string name = {}, bool regular_only = false);
 
 // Standard input as "-": a pipe or terminal is read sequentially through Asio
 // posix::stream_descriptor (on a duplicate, so fd 0 stays open); a regular

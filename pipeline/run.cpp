@@ -568,6 +568,7 @@ void Run::decode_chunk(const Job& job) {
   }
   const std::uint64_t first = c.out_offset / dtype_size(plan_.outputs[c.output].dtype);
   o.codec->decode(first, c.elements, job.input, out);
+  catalog_.sources[c.input.source]->check_intact();  // a mapping that lost pages decoded zeros
   if (!assembled) {
     sink_.commit(c, out);
   }
@@ -605,6 +606,7 @@ void Run::decode_piece(const Job& job) {
   OutputRun& o = outputs_[output];
   const TensorStream::Emit emit = [&](std::span<const std::byte> e) { fill(output, e); };
   o.stream->feed({job.input, job.length}, emit);
+  catalog_.sources[detail_.outputs[output].stream_input.source]->check_intact();
   if (!job.last_piece) {
     return;
   }

@@ -475,6 +475,26 @@ TEST_CASE("item 13: the progress bar shows done / total and an ETA, and ends its
   CHECK(r.out.find("\r\nloaded") != std::string::npos);  // the bar's line ended before the summary
 }
 
+TEST_CASE("a shard that is a FIFO fails fast with a clear message (issue 14)", "[cli][hostile]") {
+  const char* cli = test::cli_or_skip();
+  if (!cli) return;
+  const auto dir = test::scratch_dir("cli-fifo-shard");
+  fs::copy(kSample, dir / "model", fs::copy_options::recursive);
+  const auto shard = dir / "model" / "model-00002-of-00003.safetensors";
+  fs::remove(shard);
+  REQUIRE(::mkfifo(shard.c_str(), 0644) == 0);
+  // Named by the index, and found in the folder: neither may wait for a writer.
+  for (const auto& spec : {dir / "model" / "model.safetensors.index.json", dir / "model"}) {
+    for (const char* io : {"auto", "pread", "mmap"}) {
+      const auto r = test::run("timeout 20 " + mneme_cmd(cli, "load " + shq(spec) + " -q --io " +
+                                                            io + " 2>&1"));
+      INFO(spec << " --io " << io << ": " << r.out);
+      CHECK(r.status == 1);
+      CHECK(r.out.find("model-00002-of-00003.safetensors: is a FIFO") != std::string::npos);
+    }
+  }
+}
+
 TEST_CASE("item 14: directories of .bin, NPZ or GGUF splits open; missing shards warn or refuse",
           "[cli][directory]") {
   const char* cli = test::cli_or_skip();

@@ -409,3 +409,36 @@ TEST_CASE("every file I/O mode loads the same bytes", "[pipeline][io]") {
     }
   }
 }
+
+// Issue 14: a file that shrinks while it is read is Error{io} for every file
+// I/O mode; under --io mmap the lost pages would raise SIGBUS and kill the
+// process (this test's) without the mapping guard. Truncating after the
+// catalog is open and before the run reads the tensors makes it
+// deterministic: the sources (and the mapping) still see the old size.
+TEST_CASE("a file truncated while it is read ends the run with an io error, never a signal",
+          "[pipeline][io][hostile]") {
+  namespace fs = std::filesystem;
+  const auto dir = test::scratch_dir("io-truncated");
+  for (FileIo mode : {FileIo::automatic, FileIo::uring, FileIo::pread, FileIo::mmap}) {
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    write_model(dir, 1, 400'000);  // 1.6 MB and more in one shard: many pages past the cut
+    const auto shard = dir / "model-0.safetensors";
+    boost::asio::io_context io;
+    CatalogOptions options;
+    options.open.file_io = mode;
+    const Catalog cat = open_catalog({dir.string()}, io.get_executor(), options);
+    const Plan plan = make_plan(cat, {});
+    fs::resize_file(shard, fs::file_size(shard) / 4);
+    MemorySink sink;
+    INFO("mode " << static_cast<int>(mode));
+    try {
+      run_pipeline(io, cat, plan, sink, RunOptions{.threads = 2});
+      FAIL("the run did not notice the file shrank");
+    } catch (const Error& e) {
+      CHECK(e.kind() == ErrorKind::io);
+      INFO(e.what());
+      CHECK((std::string(e.what()).find("model-0.safetensors") != std::string::npos));
+    }
+  }
+}

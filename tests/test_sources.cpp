@@ -343,13 +343,17 @@ TEST_CASE("file sources: empty files and missing paths and truncation while open
   require_error([&] { mneme::open_source(dir.string(), ex); }, ErrorKind::io, "is a directory");
   require_error([&] { mneme::open_source("", ex); }, ErrorKind::io);
 
-  // A file that shrinks after it was opened: the copy paths report Error{io}
-  // (the mmap path would raise SIGBUS, which is why it is opt-in).
+  // A file that shrinks after it was opened: every path reports Error{io}
+  // (the mapping's lost pages read as zeros and are noticed, never SIGBUS).
   const Bytes data = random_bytes(200000, 4);
   const auto path = write_temp("sources-trunc", "shrinks.bin", data).string();
+  Bytes got_mapped(5000);
   auto pread_src = mneme::open_source(path, ex, {FileIo::pread});
   auto auto_src = mneme::open_source(path, ex);
+  auto mmap_src = mneme::open_source(path, ex, {FileIo::mmap});
   REQUIRE(::truncate(path.c_str(), 1000) == 0);
+  require_error([&] { mmap_src->read_at(100000, std::span(got_mapped)); }, ErrorKind::io,
+                "shrank while mapped");
   Bytes got(5000);
   pread_src->read_at(0, std::span(got).first(1000));  // still there
   require_error([&] { pread_src->read_at(500, got); }, ErrorKind::io, "unexpected end of file");

@@ -59,6 +59,10 @@ class Source {
   // decodes straight from it with no copy. nullptr when not. Non-null for an
   // empty in-memory source too.
   virtual const std::byte* contiguous() const { return nullptr; }
+  // Throws Error{io} when bytes contiguous() gave may not have been the
+  // source's (a mapped file shrank under its mapping: the lost pages read as
+  // zeros). Called after each use of them.
+  virtual void check_intact() const {}
 
   // The implementation serving the reads, for logs and stats: "uring",
   // "pread", "mmap", "memory", "istream", "pipe", "tcp", ...
@@ -93,8 +97,8 @@ enum class FileIo : std::uint8_t {
   automatic,  // io_uring where the kernel allows it, else pread
   uring,      // io_uring via Asio random_access_file (Error{unsupported} if unavailable)
   pread,      // blocking pread; async reads run on a small shared thread pool
-  mmap,       // memory-mapped, zero copy. A file truncated while mapped raises
-              // SIGBUS on access (hostile-inputs.md item 62): opt-in only.
+  mmap,       // memory-mapped, zero copy. A file truncated while mapped is
+              // Error{io}, never SIGBUS (io/mapping_guard.hpp).
 };
 
 struct OpenOptions {
@@ -119,6 +123,11 @@ struct OpenOptions {
   std::vector<std::string> http_headers;
   // s3:// without signing (public buckets), as AWS_NO_SIGN_REQUEST does.
   bool s3_anonymous = false;
+  // A local path mneme found rather than the user named (a shard an index
+  // lists, a GGUF split sibling, a file in a model folder): anything but a
+  // regular file is Error{io} before open() could block (a FIFO would wait
+  // for a writer forever).
+  bool regular_file_only = false;
 };
 
 // Picks a source for a spec:

@@ -78,8 +78,8 @@ class safe_open:
     config    the model's config.json when it is not beside the weights.
     io        how local files are read, as the CLI's --io: "auto" (the
               default: io_uring, pread where it is refused), "uring",
-              "pread" or "mmap" (fastest from the page cache, but a file
-              truncated while mapped kills the process with SIGBUS).
+              "pread" or "mmap" (zero copy: fastest from the page cache; a
+              file truncated while mapped is an IOError as with the others).
 
     The load starts at once and runs in the background (the GIL released).
     ``tensors()`` yields ``(name, Array)`` as each tensor finishes, in that

@@ -205,9 +205,11 @@ Catalog open_safetensors_index(const std::string& index_path, boost::asio::any_i
 
   Catalog cat;
   std::unordered_map<std::string, std::size_t> seen;
+  OpenOptions found = open;  // shards the index names, not the user
+  found.regular_file_only = true;
   for (const auto& shard : shards) {
     Catalog part =
-        parse_by_content(open_source(sibling(index_path, shard, where), executor, open), limits);
+        parse_by_content(open_source(sibling(index_path, shard, where), executor, found), limits);
     for (const auto& t : part.tensors) {
       const auto it = tensor_shard.find(t.name);
       if (it == tensor_shard.end() || it->second != shard) {
@@ -376,6 +378,8 @@ Catalog open_sources(const std::vector<std::string>& specs, boost::asio::any_io_
   }
   Catalog cat;
   std::unordered_map<std::string, std::size_t> seen;
+  OpenOptions found = open;  // files mneme found (splits, a folder's files), not the user
+  found.regular_file_only = true;
   const auto open_file = [&](const std::string& file) {
     if (file.ends_with(".index.json")) {
       merge(cat, open_safetensors_index(file, executor, open, limits), seen);
@@ -388,7 +392,9 @@ Catalog open_sources(const std::vector<std::string>& specs, boost::asio::any_io_
       if (split != splits.front() && !exists(split, open)) {
         continue;
       }
-      merge(cat, parse_by_content(open_source(split, executor, open), limits), seen);
+      merge(cat,
+            parse_by_content(open_source(split, executor, split == splits.front() ? open : found), limits),
+            seen);
     }
   };
   for (const auto& given : specs) {
@@ -432,7 +438,7 @@ Catalog open_sources(const std::vector<std::string>& specs, boost::asio::any_io_
         if (file.ends_with(".index.json")) {
           open_file(file);
         } else {
-          merge(cat, parse_by_content(open_source(file, executor, open), limits), seen);
+          merge(cat, parse_by_content(open_source(file, executor, found), limits), seen);
         }
       }
       continue;

@@ -41,10 +41,42 @@
 #include "src/formats/tensor_stream.hpp"
 #include "src/schemes/codec.hpp"
 
+// Under AddressSanitizer the bytes of an input slot past the read it holds
+// are poisoned, so a decoder reading past its chunk is reported even though
+// the next slot's memory lies right behind it.
+#if defined(__SANITIZE_ADDRESS__)
+#define MNEME_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MNEME_ASAN 1
+#endif
+#endif
+#ifdef MNEME_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace mneme {
 namespace {
 
 namespace asio = boost::asio;
+
+void poison(const std::byte* p, std::size_t n) {
+#ifdef MNEME_ASAN
+  ASAN_POISON_MEMORY_REGION(p, n);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+
+void unpoison(const std::byte* p, std::size_t n) {
+#ifdef MNEME_ASAN
+  ASAN_UNPOISON_MEMORY_REGION(p, n);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
 using Clock = std::chrono::steady_clock;
 using DoneChannel = asio::experimental::channel<void(boost::system::error_code)>;
 
@@ -185,6 +217,10 @@ class Run {
                             static_cast<unsigned>(std::max(1, tbb::info::default_concurrency())))),
         outputs_(plan.outputs.size()) {}
 
+  ~Run() { unpoison(region_.data(), region_.size()); }  // before the unmapping
+  Run(const Run&) = delete;
+  Run& operator=(const Run&) = delete;
+
   RunStats execute();
 
  private:
@@ -212,7 +248,8 @@ class Run {
   void deliver(std::uint32_t output, std::size_t chunk, std::span<std::byte> out);
   void work_done(std::uint32_t output);
   void release_input(const Job& job);                           // io thread
-  void return_slot(int slot) {                                   // io thread
+  void return_slot(int slot) {  // io thread
+    poison(region_.data() + static_cast<std::size_t>(slot) * slot_bytes_, slot_bytes_);
     slot_stack_.push_back(slot);
     free_slots_->release(1);
   }
@@ -323,6 +360,7 @@ asio::awaitable<bool> Run::read_input(const Extent& in, Job& job) {
   slot_stack_.pop_back();
   job.slot = slot;
   std::byte* buf = region_.data() + static_cast<std::size_t>(slot) * slot_bytes_;
+  unpoison(buf, in.length);
   if (reads_in_flight_++ == 0) {
     io_busy_since_ = Clock::now();
   }
@@ -857,6 +895,7 @@ void Run::make_slots(std::uint64_t budget) {
   const std::uint64_t room = budget > largest_hold + slot_bytes_ ? budget - largest_hold : slot_bytes_;
   slot_count_ = std::clamp<std::size_t>(room / slot_bytes_, 1, buffered);
   region_ = pipeline::HugeRegion(slot_count_ * slot_bytes_);
+  poison(region_.data(), region_.size());  // each read unpoisons what it fills
   stats_.buffer_capacity = slot_count_ * slot_bytes_;
   free_slots_.emplace(io_, slot_count_);
   for (std::size_t s = slot_count_; s-- > 0;) {

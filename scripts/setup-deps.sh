@@ -12,6 +12,7 @@ packages=(
   libcurl4-openssl-dev nginx-light openssl   # HTTP(S)/S3 sources; nginx is the test origin
   pybind11-dev libdlpack-dev python3-dev python3-pytest   # the Python module and its tests
   python3 python3-numpy python3-torch time   # NumPy and PyTorch are test oracles
+  clang-14 libclang-rt-14-dev                # libFuzzer and its sanitizers (scripts/fuzz.sh)
 )
 
 missing=()

@@ -12,7 +12,8 @@ if [ "${1:-}" = "--sanitize" ]; then
   # (The Python module is not built here: loading an instrumented extension
   # into an uninstrumented interpreter needs the ASan runtime preloaded.)
   cmake_flags+=(-DMNEME_SANITIZE=ON -DMNEME_BUILD_BENCH=OFF -DMNEME_PYTHON=OFF)
-  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1"
+  # allow_user_segv_handler: the mapping guard handles SIGBUS (io/mapping_guard.hpp).
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1:allow_user_segv_handler=1"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 elif [ -n "${1:-}" ]; then
   echo "usage: scripts/test.sh [--sanitize]" >&2

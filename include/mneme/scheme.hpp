@@ -82,18 +82,23 @@ struct Awq {
 
 // BitsAndBytes NF4/FP4: two codes per byte, decoded to the shape the
 // quant_state records.
+// Double quantization of a Bnb4 absmax. (Outside Bnb4: clang cannot
+// default-construct a nested class with member initializers inside its
+// enclosing class, which std::optional<Nested> asks it to.)
+struct Bnb4Nested {
+  std::uint64_t block_size = 0;
+  float offset = 0.0f;
+  Companion absmax;
+  Companion quant_map;
+};
+
 struct Bnb4 {
   bool fp4 = false;  // FP4 codes, else NF4 (the decode uses the stored quant_map either way)
   std::uint64_t block_size = 0;
   Companion absmax;
   Companion quant_map;
   Companion quant_state;  // the JSON it was detected from; not needed to decode
-  struct Nested {         // double quantization of absmax
-    std::uint64_t block_size = 0;
-    float offset = 0.0f;
-    Companion absmax;
-    Companion quant_map;
-  };
+  using Nested = Bnb4Nested;
   std::optional<Nested> nested;
   Companions companions() const {
     Companions c{&absmax, &quant_map, &quant_state};

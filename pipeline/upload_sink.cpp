@@ -167,7 +167,17 @@ void UploadSink::reap(std::vector<std::uint32_t>& ready) {
     if (slot.use != State::Use::copying || slot.reclaiming) {
       continue;
     }
-    if (const std::optional<CopyTime> time = device_.copy_done(i, false)) {
+    std::optional<CopyTime> time;
+    try {
+      time = device_.copy_done(i, false);
+    } catch (...) {
+      // The copy failed: the run fails with it, in every thread that waits.
+      slot.use = State::Use::free;
+      s.failure = std::current_exception();
+      s.freed.notify_all();
+      throw;
+    }
+    if (time) {
       complete(i, *time, ready);
     }
   }

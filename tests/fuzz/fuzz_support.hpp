@@ -24,17 +24,25 @@
 
 namespace mneme::fuzz {
 
-// A folder of this process's own (under /dev/shm when there is one).
+// A folder of this process's own (under /dev/shm when there is one),
+// removed when the process exits (libFuzzer ends its runs with exit()).
 inline const std::filesystem::path& work_dir() {
-  static const std::filesystem::path dir = [] {
+  struct Folder {
+    std::filesystem::path path;
+    ~Folder() {
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);
+    }
+  };
+  static const Folder folder = [] {
     const std::filesystem::path base = std::filesystem::is_directory("/dev/shm")
                                            ? "/dev/shm"
                                            : std::filesystem::temp_directory_path();
     auto d = base / ("mneme-fuzz-" + std::to_string(::getpid()));
     std::filesystem::create_directories(d);
-    return d;
+    return Folder{d};
   }();
-  return dir;
+  return folder.path;
 }
 
 inline void write_file(const std::filesystem::path& path, const std::uint8_t* data,

@@ -193,9 +193,10 @@ struct OutputRun {
   bool last_ready = false;  // the last chunk is full, held back until the stream's end checks
 };
 
-// Chunks of one source, in plan order; random-access sources are read by
-// several coroutines at once, sequential ones by exactly one. A stream output
-// appears once, as its first chunk.
+// Chunks of one source (lanes_[i] is catalog source i), in plan order; a
+// sequential source is read by exactly one coroutine, the random-access ones
+// by a set of readers they share. A stream output appears once, as its first
+// chunk.
 struct Lane {
   std::vector<std::size_t> chunks;
   std::size_t next = 0;
@@ -405,9 +406,7 @@ asio::awaitable<void> Run::read_lane(Lane& lane) {
 asio::awaitable<void> Run::read_lanes_in_turn() {
   for (std::size_t at = 0; !stopped() && at < lanes_.size();) {
     Lane& lane = lanes_[at];
-    const bool own_reader = lane.chunks.empty() ||
-                            catalog_.sources[plan_.chunks[lane.chunks.front()].input.source]->sequential();
-    if (own_reader || lane.next >= lane.chunks.size()) {
+    if (catalog_.sources[at]->sequential() || lane.next >= lane.chunks.size()) {
       ++at;
       continue;
     }
@@ -954,11 +953,12 @@ RunStats Run::execute() {
     watch_cancel();
   }
   std::size_t shared_readers = 0;
-  for (auto& lane : lanes_) {
+  for (std::size_t i = 0; i < lanes_.size(); ++i) {
+    Lane& lane = lanes_[i];
     if (lane.chunks.empty()) {
       continue;
     }
-    const Source& src = *catalog_.sources[plan_.chunks[lane.chunks.front()].input.source];
+    const Source& src = *catalog_.sources[i];
     if (src.sequential()) {
       ++readers_alive_;
       asio::co_spawn(io_, read_lane(lane), [this](std::exception_ptr e) { reader_finished(e); });

@@ -42,6 +42,14 @@ inline std::string url_of(const std::string& base, const std::filesystem::path& 
   throw std::logic_error("the test server does not publish " + p.string());
 }
 
+// "name dtype d0 d1 ...": how the byte maps below key a tensor.
+inline std::string tensor_key(const std::string& name, DType dtype,
+                              const std::vector<std::uint64_t>& shape) {
+  std::string key = name + " " + std::string(dtype_name(dtype));
+  for (auto d : shape) key += " " + std::to_string(d);
+  return key;
+}
+
 // Every output tensor's name, dtype, shape and bytes.
 inline std::map<std::string, std::vector<std::byte>> load_bytes(
     const std::vector<std::string>& sources, std::optional<OutType> to, LoadOptions o = {}) {
@@ -50,9 +58,7 @@ inline std::map<std::string, std::vector<std::byte>> load_bytes(
   const LoadedModel m = load_model(sources, o);
   std::map<std::string, std::vector<std::byte>> out;
   for (const auto& t : m.tensors) {
-    std::string key = t.name + " " + std::string(dtype_name(t.dtype));
-    for (auto d : t.shape) key += " " + std::to_string(d);
-    out[key].assign(t.view().begin(), t.view().end());
+    out[tensor_key(t.name, t.dtype, t.shape)].assign(t.view().begin(), t.view().end());
   }
   return out;
 }

@@ -38,9 +38,7 @@ inline std::map<std::string, std::vector<std::byte>> upload_bytes(
   run_pipeline(io, catalog, plan, sink, RunOptions{.threads = how.threads});
   std::map<std::string, std::vector<std::byte>> out;
   for (const DeviceTensor& t : sink.take()) {
-    std::string key = t.name + " " + std::string(dtype_name(t.dtype));
-    for (auto d : t.shape) key += " " + std::to_string(d);
-    std::vector<std::byte>& bytes = out[key];
+    std::vector<std::byte>& bytes = out[tensor_key(t.name, t.dtype, t.shape)];
     bytes.resize(t.bytes);
     device.copy_to_host(bytes, t.address);
     device.free(t.address);

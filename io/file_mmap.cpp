@@ -24,7 +24,8 @@ constexpr std::byte kEmpty{0};
 
 class MmapSource final : public Source {
  public:
-  MmapSource(std::string name, OpenedFile file)
+  // Maps file (which the mapping keeps referenced; the descriptor may close).
+  MmapSource(std::string name, const OpenedFile& file)
       : name_(std::move(name)), size_(file.size), id_(file.id) {
     // mmap of 0 bytes is EINVAL; an empty file needs no mapping at all.
     if (size_ == 0) return;
@@ -35,7 +36,6 @@ class MmapSource final : public Source {
     guard_.emplace(p, size_);
     // Loads read front to back: ask for aggressive readahead, early reclaim.
     ::madvise(p, size_, MADV_SEQUENTIAL);
-    // The mapping keeps the file referenced; the descriptor closes with `file`.
   }
   ~MmapSource() override {
     guard_.reset();  // first: the address range may be reused once unmapped
@@ -74,8 +74,18 @@ class MmapSource final : public Source {
 
 }  // namespace
 
-SourcePtr make_mmap_source(std::string name, OpenedFile file) {
-  return std::make_shared<MmapSource>(std::move(name), std::move(file));
+SourcePtr make_mmap_source(std::string name, const OpenedFile& file) {
+  return std::make_shared<MmapSource>(std::move(name), file);
+}
+
+SourcePtr try_make_mmap_source(std::string name, const OpenedFile& file) {
+  try {
+    return make_mmap_source(std::move(name), file);
+  } catch (const Error&) {
+    // A filesystem without mmap (ENODEV), an address-space limit, every
+    // guard slot taken: the caller reads the same descriptor with pread.
+    return nullptr;
+  }
 }
 
 }  // namespace detail
@@ -84,7 +94,7 @@ SourcePtr make_mmap_source(const std::string& path) {
   auto file = detail::open_file(path, path);
   if (!file.random_access)
     fail(ErrorKind::io, printable(path) + ": not a regular file; cannot map it");
-  return detail::make_mmap_source(path, std::move(file));
+  return detail::make_mmap_source(path, file);
 }
 
 }  // namespace mneme

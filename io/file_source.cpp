@@ -1,6 +1,6 @@
 // Choosing the implementation for a local file or stdin: FileIo for regular
-// files and block devices, with the io_uring -> pread fallback; a sequential
-// descriptor source for pipes, FIFOs and terminals.
+// files and block devices (automatic: a guarded mapping, else pread); a
+// sequential descriptor source for pipes, FIFOs and terminals.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -23,18 +23,16 @@ SourcePtr make_from_opened(std::string name, detail::OpenedFile file,
     case FileIo::pread:
       return detail::make_pread_source(std::move(name), std::move(file));
     case FileIo::mmap:
-      return detail::make_mmap_source(std::move(name), std::move(file));
+      return detail::make_mmap_source(std::move(name), file);
     case FileIo::uring:
       return detail::make_uring_source(std::move(name), file, executor);
     case FileIo::automatic:
-      if (!uring_refused()) {
-        try {
-          return detail::make_uring_source(name, file, executor);
-        } catch (const Error& e) {
-          if (e.kind() != ErrorKind::unsupported) throw;
-          // Refused by the kernel (now remembered): pread serves the same file.
-        }
-      }
+      // Measured (docs/perf-experiments.md, "The default local read"): a
+      // mapping decodes straight from the page cache, with no copy and no
+      // reader thread competing with the decoders, and is never slower than
+      // pread cold; io_uring never won. Truncation under the mapping is
+      // Error{io} (io/mapping_guard.hpp), as it is for pread.
+      if (auto mapped = detail::try_make_mmap_source(name, file)) return mapped;
       return detail::make_pread_source(std::move(name), std::move(file));
   }
   fail(ErrorKind::unsupported, printable(name) + ": unknown file I/O mode");

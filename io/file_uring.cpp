@@ -1,7 +1,6 @@
 // io_uring file source: Asio random_access_file on the io_uring backend
 // (BOOST_ASIO_HAS_IO_URING). Async reads go through the ring; blocking reads
 // (header parsing) pread the same descriptor, which needs no ring round trip.
-#include <atomic>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/error.hpp>
@@ -14,17 +13,6 @@
 #include "mneme/error.hpp"
 
 namespace mneme {
-namespace {
-
-// Set once the kernel refused a ring: later automatic opens skip the attempt.
-std::atomic<bool> g_uring_refused{false};
-
-}  // namespace
-
-bool uring_refused() noexcept {
-  return g_uring_refused.load(std::memory_order_relaxed);
-}
-
 namespace detail {
 namespace {
 
@@ -89,7 +77,6 @@ SourcePtr make_uring_source(std::string name, OpenedFile& file,
   try {
     f.emplace(executor);
   } catch (const boost::system::system_error& e) {
-    g_uring_refused.store(true, std::memory_order_relaxed);
     fail(ErrorKind::unsupported, printable(name) + ": io_uring is unavailable here (" + e.what() +
                                      "); use pread or mmap file I/O instead");
   }

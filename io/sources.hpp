@@ -76,8 +76,4 @@ SourcePtr make_tcp_source(const std::string& host, const std::string& port,
 SourcePtr make_http_source(const std::string& spec, boost::asio::any_io_executor executor,
                            const OpenOptions& options);
 
-// Whether io_uring was refused earlier in this process (automatic file opens
-// then go straight to pread).
-bool uring_refused() noexcept;
-
 }  // namespace mneme

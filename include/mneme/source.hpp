@@ -94,7 +94,7 @@ inline constexpr std::size_t kRetainedPrefix = 64 * 1024;
 
 // How to open files.
 enum class FileIo : std::uint8_t {
-  automatic,  // io_uring where the kernel allows it, else pread
+  automatic,  // mmap where the file can be mapped, else pread (measured fastest)
   uring,      // io_uring via Asio random_access_file (Error{unsupported} if unavailable)
   pread,      // blocking pread; async reads run on a small shared thread pool
   mmap,       // memory-mapped, zero copy. A file truncated while mapped is

@@ -77,9 +77,9 @@ class safe_open:
     progress  callable(done_bytes, total_bytes), called from a worker thread.
     config    the model's config.json when it is not beside the weights.
     io        how local files are read, as the CLI's --io: "auto" (the
-              default: io_uring, pread where it is refused), "uring",
-              "pread" or "mmap" (zero copy: fastest from the page cache; a
-              file truncated while mapped is an IOError as with the others).
+              default: mapped, zero copy, with pread where a file cannot be
+              mapped), "mmap", "pread" or "uring". A file truncated while it
+              is read is an IOError in every mode.
 
     The load starts at once and runs in the background (the GIL released).
     ``tensors()`` yields ``(name, Array)`` as each tensor finishes, in that

@@ -44,8 +44,8 @@ constexpr std::array kOptions{
     Option{"--chunk", nullptr, "SIZE", kTransfer,
            "largest chunk one decode reads, 1k..1G (default 4M)"},
     Option{"--io", nullptr, "MODE", kAll,
-           "file reads: auto (default: io_uring, pread where io_uring is refused),\n"
-           "uring, pread or mmap"},
+           "file reads: auto (default: mapped, zero copy; pread where a file\n"
+           "cannot be mapped), mmap, pread or uring"},
     Option{"--config", nullptr, "FILE", kAll,
            "the model's config.json (default: the one beside local weights)"},
     Option{"--allow-partial", nullptr, nullptr, kTransfer,

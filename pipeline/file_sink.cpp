@@ -3,6 +3,7 @@
 #include "pipeline/buffers.hpp"
 #include "src/formats/gguf_writer.hpp"
 #include "src/formats/safetensors_writer.hpp"
+#include "src/formats/tensor_file_writer.hpp"
 
 namespace mneme {
 
@@ -25,14 +26,24 @@ void FileSink::begin(const Catalog& catalog, const Plan& plan) {
   for (const auto& s : catalog.sources) {
     if (const auto id = s->file_id()) policy.inputs.push_back(*id);
   }
-  state_ = std::make_unique<State>(plan.max_chunk_out);
+  // Room to place each chunk's bytes at the alignment of its file offset.
+  state_ = std::make_unique<State>(plan.max_chunk_out + TensorFileWriter::kDirectAlign);
   state_->writer = format_ == FileFormat::gguf
                        ? create_gguf_file(path_, entries, catalog, policy)
                        : create_safetensors_file(path_, entries, catalog.header.metadata, policy);
 }
 
+// The chunk's bytes start as far into a (page-aligned) staging buffer as its
+// file offset is into a page, so the writer can send its whole pages to the
+// device directly (TensorFileWriter::write).
+std::size_t FileSink::misalignment(const Chunk& chunk) const {
+  return state_->writer->file_offset(chunk.output, chunk.out_offset) %
+         TensorFileWriter::kDirectAlign;
+}
+
 std::span<std::byte> FileSink::acquire(const Chunk& chunk) {
-  return state_->pool.acquire(chunk.out_bytes);
+  const std::size_t skip = misalignment(chunk);
+  return state_->pool.acquire(skip + chunk.out_bytes).subspan(skip);
 }
 
 void FileSink::commit(const Chunk& chunk, std::span<std::byte> out) {
@@ -40,7 +51,7 @@ void FileSink::commit(const Chunk& chunk, std::span<std::byte> out) {
     pipeline::StagingPool& pool;
     std::byte* p;
     ~Release() { pool.release(p); }
-  } release{state_->pool, out.data()};
+  } release{state_->pool, out.data() - misalignment(chunk)};
   state_->writer->write(chunk.output, chunk.out_offset, out);
 }
 

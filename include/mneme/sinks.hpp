@@ -93,6 +93,7 @@ class FileSink : public Sink {
 
  private:
   struct State;
+  std::size_t misalignment(const Chunk& chunk) const;
   std::string path_;
   FileFormat format_;
   bool overwrite_;

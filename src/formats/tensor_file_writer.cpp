@@ -1,7 +1,9 @@
 #include "src/formats/tensor_file_writer.hpp"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -32,6 +34,49 @@ void write_all(int fd, const std::byte* data, std::size_t size, std::uint64_t of
     size -= static_cast<std::size_t>(n);
     offset += static_cast<std::uint64_t>(n);
   }
+}
+
+// One write around the page cache; false where the filesystem refused it for
+// its alignment (EINVAL): the caller writes the bytes through the cache.
+bool write_direct(int fd, const std::byte* data, std::size_t size, std::uint64_t offset,
+                  const std::string& path) {
+  ssize_t n = 0;
+  do {
+    n = ::pwrite(fd, data, size, static_cast<off_t>(offset));
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EINVAL) {
+      return false;
+    }
+    io_fail("cannot write", path);
+  }
+  const auto done = static_cast<std::size_t>(n);
+  write_all(fd, data + done, size - done, offset + done, path);  // after a short write
+  return true;
+}
+
+// A second descriptor of the temporary that writes around the page cache,
+// preallocated (no block allocation during the writes, and a full disk is
+// an error now rather than at the end); -1 on tmpfs (its pages are the
+// file: nothing to go around) or where the filesystem refuses O_DIRECT.
+int open_direct(int fd, const std::string& path, std::uint64_t size) {
+  struct statfs fs {};
+  if (::fstatfs(fd, &fs) != 0 || fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC) {
+    return -1;
+  }
+  const int direct = ::open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+  if (direct < 0) {
+    return -1;
+  }
+  if (size > 0 && ::fallocate(fd, 0, 0, static_cast<off_t>(size)) != 0) {
+    const int err = errno;
+    if (err == ENOSPC) {
+      ::close(direct);
+      io_fail("no room for", path, err);
+    }
+    // EOPNOTSUPP and the like: the file stays sparse, which is fine.
+  }
+  return direct;
 }
 
 // The mode a new file gets from open(..., 0666): what the umask allows.
@@ -72,6 +117,7 @@ TensorFileWriter::TensorFileWriter(std::string path, std::span<const std::byte> 
       io_fail("cannot size", temp_);
     }
     write_all(fd_, header.data(), header.size(), 0, temp_);
+    direct_fd_ = open_direct(fd_, temp_, file_size_);
   } catch (...) {
     discard();
     throw;
@@ -87,7 +133,26 @@ void TensorFileWriter::write(std::size_t index, std::uint64_t offset,
   if (index >= sizes_.size() || offset > sizes_[index] || bytes.size() > sizes_[index] - offset) {
     fail(ErrorKind::io, "write outside tensor bounds in " + printable(temp_));
   }
-  write_all(fd_, bytes.data(), bytes.size(), offsets_[index] + offset, temp_);
+  const std::uint64_t at = offsets_[index] + offset;
+  const auto address = reinterpret_cast<std::uintptr_t>(bytes.data());
+  if (direct_fd_ >= 0 && address % kDirectAlign == at % kDirectAlign) {
+    // The whole pages inside [at, at + size) go around the page cache; the
+    // partial pages at either end are shared with neighbouring writes and
+    // go through it (pages written both ways could lose one of them).
+    const std::uint64_t first = (at + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
+    const std::uint64_t last = (at + bytes.size()) / kDirectAlign * kDirectAlign;
+    if (first < last) {
+      const std::size_t head = first - at;
+      const std::size_t whole = last - first;
+      write_all(fd_, bytes.data(), head, at, temp_);
+      if (!write_direct(direct_fd_, bytes.data() + head, whole, first, temp_)) {
+        write_all(fd_, bytes.data() + head, whole, first, temp_);
+      }
+      write_all(fd_, bytes.data() + head + whole, at + bytes.size() - last, last, temp_);
+      return;
+    }
+  }
+  write_all(fd_, bytes.data(), bytes.size(), at, temp_);
 }
 
 void TensorFileWriter::commit() {
@@ -95,6 +160,9 @@ void TensorFileWriter::commit() {
     fail(ErrorKind::io, "writer for " + printable(path_) + " is closed");
   }
   try {
+    if (direct_fd_ >= 0 && ::close(std::exchange(direct_fd_, -1)) != 0) {
+      io_fail("cannot close", temp_);
+    }
     if (::fsync(fd_) != 0) {
       io_fail("cannot sync", temp_);
     }
@@ -130,6 +198,9 @@ void TensorFileWriter::commit() {
 }
 
 void TensorFileWriter::discard() noexcept {
+  if (direct_fd_ >= 0) {
+    ::close(std::exchange(direct_fd_, -1));
+  }
   if (fd_ >= 0) {
     ::close(std::exchange(fd_, -1));
   }

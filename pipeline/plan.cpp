@@ -44,16 +44,16 @@ struct Builder {
 // TensorStream yields the elements in order, and its chunks are consecutive
 // output ranges filled from it. Each chunk's input is {source, start of the
 // stored bytes, 0}: the run reads the stored bytes once, in pieces.
-void plan_stream(const TensorInfo& t, const Codec& codec, OutputTensor& out,
-                 PlanDetail::Output& d, Builder& b) {
+void plan_stream(const TensorInfo& t, const Codec& codec, OutputTensor& out, PlanDetail::Output& d,
+                 Builder& b) {
   if (!std::holds_alternative<scheme::Plain>(t.scheme)) {
     fail(ErrorKind::unsupported,
          "tensor \"" + printable(t.name) + "\": quantized data in a non-trivial layout");
   }
   d.stream = true;
   d.stream_input = TensorStream::input(t);
-  d.piece_bytes = std::min({kStreamPiece, b.options.max_chunk_bytes,
-                            std::max<std::uint64_t>(d.stream_input.length, 1)});
+  d.piece_bytes = std::min(
+      {kStreamPiece, b.options.max_chunk_bytes, std::max<std::uint64_t>(d.stream_input.length, 1)});
   const std::uint64_t own = TensorStream::held_bytes(t);
   if (own > b.options.max_materialize_bytes) {
     too_big(t, own, "to normalise its layout", b.options.max_materialize_bytes);
@@ -87,8 +87,8 @@ void plan_stream(const TensorInfo& t, const Codec& codec, OutputTensor& out,
 // covers the whole member (the NPY header included), and checking it would
 // need every chunk of it hashed in order, serialising the decode. Members
 // read as streams are checked (TensorStream).
-void plan_extents(const TensorInfo& t, const Codec& codec, OutputTensor& out,
-                  PlanDetail::Output& d, Builder& b) {
+void plan_extents(const TensorInfo& t, const Codec& codec, OutputTensor& out, PlanDetail::Output& d,
+                  Builder& b) {
   const std::uint64_t elements = t.element_count();
   const CodecGeometry& g = codec.geometry();
   if ((!g.short_last_unit && elements % g.unit_elements != 0) ||
@@ -107,14 +107,20 @@ void plan_extents(const TensorInfo& t, const Codec& codec, OutputTensor& out,
     d.whole_bytes = out.bytes;
     d.hold_bytes = checked_add(d.hold_bytes, out.bytes, "assembled tensor");
   }
+  // A chunk is bounded by its input and its output, whichever is larger: a
+  // 4-bit block decodes to 3.5x its bytes in BF16, and outputs that outgrow
+  // the cores' caches cost scaling (docs/perf-experiments.md, P6).
   const std::uint64_t out_item = dtype_size(out.dtype);
+  const std::uint64_t unit_out = checked_mul(g.unit_elements, out_item, "chunk unit");
   const std::uint64_t per_chunk =
-      std::max<std::uint64_t>(1, b.options.max_chunk_bytes / g.unit_bytes) * g.unit_elements;
+      std::max<std::uint64_t>(1, b.options.max_chunk_bytes / std::max(g.unit_bytes, unit_out)) *
+      g.unit_elements;
   const auto output_index = b.next_output();
   for (std::uint64_t first = 0; first < elements; first += per_chunk) {
     const std::uint64_t n = std::min(per_chunk, elements - first);
     const std::uint64_t at = codec.input_bytes(first);
-    Chunk c{output_index, Extent{t.data.source, t.data.offset + at, codec.input_bytes(first + n) - at},
+    Chunk c{output_index,
+            Extent{t.data.source, t.data.offset + at, codec.input_bytes(first + n) - at},
             first * out_item, n * out_item, n};
     b.plan.max_chunk_in = std::max(b.plan.max_chunk_in, c.input.length);
     d.read_bytes = std::max(d.read_bytes, c.input.length);

@@ -48,8 +48,9 @@ struct PlanOptions {
   // Convert unquantized float tensors of another width to this type; others
   // (integers, and all tensors when unset) pass through unchanged.
   std::optional<OutType> to;
-  // Upper bound of one chunk's input bytes (rounded down to whole elements);
-  // for a streamed deflated tensor, of its inflated and its output bytes.
+  // Upper bound of one chunk's input bytes and of its output bytes (rounded
+  // down to whole elements or blocks; at least one); for a streamed deflated
+  // tensor, of its inflated and its output bytes.
   std::uint64_t max_chunk_bytes = 4ull << 20;
   // Cap for a tensor that must be held whole: a GPTQ/AWQ output, a strided
   // or byte-swapped input (also counted in RunOptions::budget_bytes).
@@ -113,7 +114,7 @@ struct RunOptions {
   // it. 0: 64 MiB, or what the largest tensor needs when that is more, plus
   // what the sink holds.
   std::uint64_t budget_bytes = 0;
-  std::atomic<bool>* cancel = nullptr;       // set from any thread to cancel the run
+  std::atomic<bool>* cancel = nullptr;  // set from any thread to cancel the run
   // Progress: bytes produced so far and in total; called from the I/O thread.
   std::function<void(std::uint64_t done, std::uint64_t total)> progress = {};
 };
@@ -123,10 +124,11 @@ struct RunStats {
   std::uint64_t bytes_written = 0;  // produced into the sink
   std::uint64_t chunks = 0;
   double wall_seconds = 0;
-  double io_busy_seconds = 0;           // wall time with at least one read in flight
-  double io_wait_seconds = 0;           // wall time with reads in flight and no decode running
-  double decode_seconds = 0;            // summed over decode threads
-  std::uint64_t peak_buffer_bytes = 0;  // budgeted bytes held at once, at most (the sink's included)
+  double io_busy_seconds = 0;  // wall time with at least one read in flight
+  double io_wait_seconds = 0;  // wall time with reads in flight and no decode running
+  double decode_seconds = 0;   // summed over decode threads
+  std::uint64_t peak_buffer_bytes =
+      0;  // budgeted bytes held at once, at most (the sink's included)
   // Of those, tensors held whole at once, at most: GPTQ/AWQ outputs and
   // strided or byte-swapped inputs.
   std::uint64_t peak_whole_tensor_bytes = 0;

@@ -89,7 +89,33 @@ TEST_CASE("every GGUF golden arrives through the upload ring as it loads into me
   CHECK(cases >= 22);
 }
 
-TEST_CASE("every GGUF golden decodes bit-exactly through the pipeline", "[gguf][pipeline][fixtures]") {
+// Issue 15: a chunk is bounded by its output as well as its input; a 4 MiB
+// chunk of 4-bit blocks was 14 MiB of BF16, beyond a core's cache.
+TEST_CASE("GGUF chunks keep input and output within the chunk size", "[gguf][plan][fixtures]") {
+  const auto dir = test::scratch_dir("gguf-chunks");
+  std::size_t checked = 0;
+  for (const auto& path : test::fixture_files("gguf")) {
+    const auto file = golden_gguf(path, dir);
+    boost::asio::io_context io;
+    const Catalog cat = open_catalog({file}, io.get_executor());
+    for (const OutType to : {OutType::f32, OutType::bf16}) {
+      INFO(path.filename().string() << " to " << static_cast<int>(to));
+      PlanOptions po;
+      po.to = to;
+      po.max_chunk_bytes = 4096;
+      const Plan plan = make_plan(cat, po);
+      for (const Chunk& c : plan.chunks) {
+        CHECK(c.input.length <= 4096);
+        CHECK(c.out_bytes <= 4096);
+        ++checked;
+      }
+    }
+  }
+  CHECK(checked > 100);
+}
+
+TEST_CASE("every GGUF golden decodes bit-exactly through the pipeline",
+          "[gguf][pipeline][fixtures]") {
   const auto dir = test::scratch_dir("gguf-goldens");
   std::size_t cases = 0;
   for (const auto& path : test::fixture_files("gguf")) {
@@ -97,24 +123,28 @@ TEST_CASE("every GGUF golden decodes bit-exactly through the pipeline", "[gguf][
       const auto f = test::read_file(path);
       REQUIRE(f.size() >= 28);
       REQUIRE(std::memcmp(f.data(), "AMNG", 4) == 0);
-      const std::uint32_t raw_len = u32_at(f, 16), bf16_len = u32_at(f, 20), f32_len = u32_at(f, 24);
+      const std::uint32_t raw_len = u32_at(f, 16), bf16_len = u32_at(f, 20),
+                          f32_len = u32_at(f, 24);
       REQUIRE(f.size() == 28ull + raw_len + bf16_len + f32_len);
       const auto file = golden_gguf(path, dir);
 
       auto f32 = decode(file, OutType::f32, 2);
       REQUIRE(f32.tensors().size() == 1);
       REQUIRE(f32.tensors()[0].bytes == f32_len);
-      CHECK((f32_len == 0 || std::memcmp(f32.tensors()[0].data.get(), f.data() + 28 + raw_len + bf16_len, f32_len) == 0));
+      CHECK((f32_len == 0 || std::memcmp(f32.tensors()[0].data.get(),
+                                         f.data() + 28 + raw_len + bf16_len, f32_len) == 0));
       auto bf16 = decode(file, OutType::bf16, 1);
       REQUIRE(bf16.tensors()[0].bytes == bf16_len);
-      CHECK((bf16_len == 0 || std::memcmp(bf16.tensors()[0].data.get(), f.data() + 28 + raw_len, bf16_len) == 0));
+      CHECK((bf16_len == 0 ||
+             std::memcmp(bf16.tensors()[0].data.get(), f.data() + 28 + raw_len, bf16_len) == 0));
     }
     ++cases;
   }
   CHECK(cases >= 22);
 }
 
-TEST_CASE("GGUF written by convert reads back identically, here and in an independent reader", "[gguf][writer]") {
+TEST_CASE("GGUF written by convert reads back identically, here and in an independent reader",
+          "[gguf][writer]") {
   const auto dir = test::scratch_dir("gguf-convert");
   const std::string src = std::string(MNEME_SOURCE_DIR) + "/fixtures/sample-model";
   const std::string out = (dir / "sample.gguf").string();
@@ -135,7 +165,8 @@ TEST_CASE("GGUF written by convert reads back identically, here and in an indepe
     std::vector<std::byte> want(cat.tensors[i].data.length);
     cat.sources[cat.tensors[i].data.source]->read_at(cat.tensors[i].data.offset, want);
     REQUIRE(back.tensors[i].data.length == want.size());
-    CHECK((want.size() == 0 || std::memcmp(gguf.data() + back.tensors[i].data.offset, want.data(), want.size()) == 0));
+    CHECK((want.size() == 0 ||
+           std::memcmp(gguf.data() + back.tensors[i].data.offset, want.data(), want.size()) == 0));
   }
   CHECK(std::find(back.header.metadata.begin(), back.header.metadata.end(),
                   MetadataEntry{"format", "pt"}) != back.header.metadata.end());
@@ -160,6 +191,7 @@ TEST_CASE("GGUF written by convert reads back identically, here and in an indepe
     FileSink sink(st, FileFormat::safetensors);
     run_pipeline(io, cat, plan, sink, RunOptions{.threads = 1});
   }
-  const std::string cmd = "/usr/bin/python3 " + std::string(MNEME_SOURCE_DIR) + "/scripts/check_gguf.py '" + out + "' '" + st + "'";
+  const std::string cmd = "/usr/bin/python3 " + std::string(MNEME_SOURCE_DIR) +
+                          "/scripts/check_gguf.py '" + out + "' '" + st + "'";
   CHECK(std::system(cmd.c_str()) == 0);
 }

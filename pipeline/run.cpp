@@ -1,20 +1,24 @@
-// The run: reader coroutines on one io_context feed a oneTBB flow graph whose
-// decode node writes straight into sink-owned memory.
+// The run: reader coroutines on one io_context feed decode threads that
+// write straight into sink-owned memory.
 //
 // Threads: a thread of the run's own drives the io_context: every reader
 // coroutine, every source read, and all bookkeeping below marked "io
-// thread". The decode node runs in the run's arena of `threads` (the calling
-// thread one of them) and never reads a source: it decodes bytes the readers
-// brought (Codec::decode) or feeds them to a TensorStream.
+// thread". The decoders are `threads` loops in the run's oneTBB arena (the
+// calling thread one of them) taking jobs from a JobQueue the readers fill;
+// they never read a source: they decode bytes the readers brought
+// (Codec::decode) or feed them to a TensorStream. (A flow graph's
+// function_node fed from the io thread, outside the arena, lost a job about
+// once in 200 loads under load on oneTBB 2021.8: every thread asleep, the
+// run hung. A decoder now sleeps only in the queue.)
 //
 // Memory: everything the run holds is counted against one budget (Budget,
 // io thread): input buffer slots while occupied, each output's companions,
 // assembled tensor, stream state and conversion scratch while it is in
 // flight. Each reservation waits for room; a tensor whose own needs exceed
 // the budget is refused before any read.
-#include <tbb/flow_graph.h>
 #include <tbb/info.h>
 #include <tbb/task_arena.h>
+#include <tbb/task_group.h>
 
 #include <algorithm>
 #include <chrono>
@@ -22,6 +26,7 @@
 #include <list>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <thread>
 
 #include <boost/asio/as_tuple.hpp>
@@ -37,6 +42,7 @@
 #include "mneme/error.hpp"
 #include "mneme/pipeline.hpp"
 #include "pipeline/buffers.hpp"
+#include "pipeline/job_queue.hpp"
 #include "pipeline/plan_detail.hpp"
 #include "src/formats/tensor_stream.hpp"
 #include "src/schemes/codec.hpp"
@@ -216,6 +222,10 @@ class Run {
         // calling thread) is all a run can have without a process-wide setting.
         threads_(std::clamp(opt.threads ? opt.threads : std::thread::hardware_concurrency(), 1u,
                             static_cast<unsigned>(std::max(1, tbb::info::default_concurrency())))),
+        // The io thread fills a mapping's page tables ahead of the decoders
+        // only where it has a core of its own: with every core decoding it
+        // would take their time (docs/perf-experiments.md, P8).
+        prefetch_(threads_ < static_cast<unsigned>(std::max(1, tbb::info::default_concurrency()))),
         outputs_(plan.outputs.size()) {}
 
   ~Run() { unpoison(region_.data(), region_.size()); }  // before the unmapping
@@ -248,8 +258,8 @@ class Run {
   void fill(std::uint32_t output, std::span<const std::byte> elements);
   void deliver(std::uint32_t output, std::size_t chunk, std::span<std::byte> out);
   void work_done(std::uint32_t output);
-  void release_input(const Job& job);                           // io thread
-  void return_slot(int slot) {  // io thread
+  void release_input(const Job& job);  // io thread
+  void return_slot(int slot) {         // io thread
     poison(region_.data() + static_cast<std::size_t>(slot) * slot_bytes_, slot_bytes_);
     slot_stack_.push_back(slot);
     free_slots_->release(1);
@@ -280,6 +290,7 @@ class Run {
   Sink& sink_;
   const RunOptions& opt_;
   unsigned threads_;
+  bool prefetch_;
   std::uint64_t sink_held_ = 0;  // Sink::held_bytes, taken off the top of the budget
 
   std::vector<OutputRun> outputs_;
@@ -303,7 +314,7 @@ class Run {
   std::atomic<bool> stop_{false};
   std::mutex error_mutex_;
   std::exception_ptr error_;
-  tbb::flow::function_node<Job>* decode_node_ = nullptr;
+  pipeline::JobQueue<Job>* jobs_ = nullptr;  // the decoders' work, pushed by the io thread
   std::optional<asio::steady_timer> cancel_watch_;
 
   // Statistics.
@@ -346,6 +357,9 @@ asio::awaitable<bool> Run::read_input(const Extent& in, Job& job) {
   Source& src = *catalog_.sources.at(in.source);
   stats_.bytes_read += in.length;
   if (const std::byte* base = src.contiguous()) {
+    if (prefetch_) {
+      src.prefetch(in.offset, in.length);  // here, on the io thread, not in a decoder
+    }
     job.input = base + in.offset;  // the parser checked the extent against size()
     co_return true;
   }
@@ -385,7 +399,7 @@ asio::awaitable<bool> Run::read_input(const Extent& in, Job& job) {
 
 void Run::submit(Job job) {
   ++jobs_in_flight_;
-  decode_node_->try_put(job);
+  jobs_->push(job);
 }
 
 // A sequential source's one reader. (`if (!co_await ...)` inside these loops
@@ -427,7 +441,8 @@ asio::awaitable<bool> Run::read_next(Lane& lane) {
       // A reader of its own, so that streams decode side by side (as many
       // as open_streams_ allows) while the others read on.
       ++readers_alive_;
-      asio::co_spawn(io_, read_stream(c.output), [this](std::exception_ptr e) { reader_finished(e); });
+      asio::co_spawn(io_, read_stream(c.output),
+                     [this](std::exception_ptr e) { reader_finished(e); });
     }
     co_return !stopped();
   }
@@ -537,8 +552,7 @@ asio::awaitable<bool> Run::open_output(std::uint32_t output) {
         o.whole = Chunk{output, Extent{}, 0, plan_.outputs[output].bytes, t.element_count()};
       }
       if (d.stream) {
-        o.stream =
-            std::make_unique<TensorStream>(t, catalog_.sources.at(t.data.source)->name());
+        o.stream = std::make_unique<TensorStream>(t, catalog_.sources.at(t.data.source)->name());
         o.scratch.resize(d.scratch_bytes);
         o.piece_done = std::make_unique<DoneChannel>(io_, 1);
         if (stopped()) {
@@ -781,7 +795,7 @@ void Run::prepare_outputs() {
     const PlanDetail::Output& d = detail_.outputs[i];
     std::optional<OutType> to;
     if (out.dtype == DType::f32 || out.dtype == DType::f16 || out.dtype == DType::bf16) {
-      to = out.dtype == DType::f32 ? OutType::f32
+      to = out.dtype == DType::f32   ? OutType::f32
            : out.dtype == DType::f16 ? OutType::f16
                                      : OutType::bf16;
     }
@@ -891,7 +905,8 @@ void Run::make_slots(std::uint64_t budget) {
   }
   const std::size_t aligned = (plan_.max_chunk_in + 4095) & ~std::size_t{4095};
   slot_bytes_ = aligned <= budget ? aligned : plan_.max_chunk_in;
-  const std::uint64_t room = budget > largest_hold + slot_bytes_ ? budget - largest_hold : slot_bytes_;
+  const std::uint64_t room =
+      budget > largest_hold + slot_bytes_ ? budget - largest_hold : slot_bytes_;
   slot_count_ = std::clamp<std::size_t>(room / slot_bytes_, 1, buffered);
   region_ = pipeline::HugeRegion(slot_count_ * slot_bytes_);
   poison(region_.data(), region_.size());  // each read unpoisons what it fills
@@ -935,14 +950,8 @@ RunStats Run::execute() {
   // calling thread is one of the decoders (the arena's reserved master slot);
   // the reads run on a thread of their own.
   tbb::task_arena arena(static_cast<int>(threads_), 1);
-  std::unique_ptr<tbb::flow::graph> graph;
-  std::unique_ptr<tbb::flow::function_node<Job>> node;
-  arena.execute([&] {
-    graph = std::make_unique<tbb::flow::graph>();
-    node = std::make_unique<tbb::flow::function_node<Job>>(*graph, threads_,
-                                                           [this](const Job& j) { decode(j); });
-  });
-  decode_node_ = node.get();
+  pipeline::JobQueue<Job> jobs;
+  jobs_ = &jobs;
   decode_idle_since_ = Clock::now();
 
   // Readers: one per sequential lane; the random-access lanes share as many
@@ -964,18 +973,18 @@ RunStats Run::execute() {
       asio::co_spawn(io_, read_lane(lane), [this](std::exception_ptr e) { reader_finished(e); });
       continue;
     }
-    shared_readers = std::max(shared_readers, src.contiguous() ? std::size_t{1}
-                                                               : std::clamp<std::size_t>(
-                                                                     slot_count_, 1, std::max(1u, src.concurrency())));
+    shared_readers = std::max(
+        shared_readers, src.contiguous() ? std::size_t{1}
+                                         : std::clamp<std::size_t>(
+                                               slot_count_, 1, std::max(1u, src.concurrency())));
   }
   for (std::size_t r = 0; r < shared_readers; ++r) {
     ++readers_alive_;
     asio::co_spawn(io_, read_lanes_in_turn(), [this](std::exception_ptr e) { reader_finished(e); });
   }
   maybe_finish();
-  // The graph is held busy until reading has ended, so the calling thread
-  // stays in the arena decoding while the io thread reads.
-  graph->reserve_wait();
+  // The decoders take jobs from the queue until the io thread has ended
+  // (every read done, every job finished, or the run failed).
   std::thread io_thread([&] {
     try {
       io_.restart();
@@ -983,9 +992,21 @@ RunStats Run::execute() {
     } catch (...) {
       record_error(std::current_exception());
     }
-    graph->release_wait();
+    jobs.close();
   });
-  arena.execute([&] { graph->wait_for_all(); });
+  arena.execute([&] {
+    const auto decode_jobs = [&] {
+      while (std::optional<Job> job = jobs.pop()) {
+        decode(*job);
+      }
+    };
+    tbb::task_group decoders;
+    for (unsigned i = 1; i < threads_; ++i) {
+      decoders.run(decode_jobs);
+    }
+    decode_jobs();
+    decoders.wait();
+  });
   io_thread.join();
 
   stats_.decode_seconds = static_cast<double>(decode_ns_.load()) * 1e-9;

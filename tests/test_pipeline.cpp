@@ -1,10 +1,12 @@
 // The streaming pipeline end to end: identical output for every thread count
 // and budget, bounded buffers, errors from any stage, cancellation, sharded
 // and sequential sources.
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include <boost/asio/io_context.hpp>
 
@@ -37,14 +39,15 @@ std::vector<std::byte> random_bytes(DType t, std::uint64_t count, std::mt19937_6
   if (t == DType::f32) {
     const std::uint32_t specials[] = {0x00000000, 0x80000000, 0x7F800000, 0xFF800000, 0x7FC00000,
                                       0x00000001, 0x3F808000, 0x3F818000, 0x477FF000, 0x7F7FFFFF};
-    for (std::size_t i = 0; i < std::min<std::size_t>(count, 10); ++i) std::memcpy(v.data() + 4 * i, &specials[i], 4);
+    for (std::size_t i = 0; i < std::min<std::size_t>(count, 10); ++i)
+      std::memcpy(v.data() + 4 * i, &specials[i], 4);
   }
   return v;
 }
 
 // Writes a sharded model into dir; returns the tensors in file order.
-std::vector<GenTensor> write_model(const std::filesystem::path& dir, int shards, std::uint64_t elems_per_tensor,
-                                   std::uint64_t seed = 7) {
+std::vector<GenTensor> write_model(const std::filesystem::path& dir, int shards,
+                                   std::uint64_t elems_per_tensor, std::uint64_t seed = 7) {
   std::mt19937_64 rng(seed);
   const DType kinds[] = {DType::f32, DType::f16, DType::bf16, DType::f64, DType::i64};
   std::vector<GenTensor> all;
@@ -65,19 +68,22 @@ std::vector<GenTensor> write_model(const std::filesystem::path& dir, int shards,
       entries.push_back(g.entry);
       weight_map += (weight_map.empty() ? "" : ",") + ("\"" + g.entry.name + "\":\"" + file + "\"");
     }
-    auto w = create_safetensors_file((dir / file).string(), entries, {{"shard", std::to_string(s)}});
+    auto w =
+        create_safetensors_file((dir / file).string(), entries, {{"shard", std::to_string(s)}});
     for (std::size_t i = 0; i < part.size(); ++i) w->write(i, 0, part[i].data);
     w->commit();
     for (auto& g : part) all.push_back(std::move(g));
   }
-  std::ofstream(dir / "model.safetensors.index.json") << "{\"metadata\":{},\"weight_map\":{" << weight_map << "}}";
+  std::ofstream(dir / "model.safetensors.index.json")
+      << "{\"metadata\":{},\"weight_map\":{" << weight_map << "}}";
   return all;
 }
 
 // What the pipeline must produce for one tensor, from the scalar references.
 std::vector<std::byte> expected_bytes(const GenTensor& g, std::optional<OutType> to) {
   const DType from = g.entry.dtype;
-  const bool convert = to && from != to_dtype(*to) && dtype_is_float(from) && from != DType::f8_e4m3 && from != DType::f8_e5m2;
+  const bool convert = to && from != to_dtype(*to) && dtype_is_float(from) &&
+                       from != DType::f8_e4m3 && from != DType::f8_e5m2;
   if (!convert) return g.data;
   const std::uint64_t n = g.data.size() / dtype_size(from);
   std::vector<std::byte> out(n * out_size(*to));
@@ -85,8 +91,10 @@ std::vector<std::byte> expected_bytes(const GenTensor& g, std::optional<OutType>
   return out;
 }
 
-std::vector<std::uint8_t> run_to_file(const Catalog& cat, boost::asio::io_context& io, const std::filesystem::path& out,
-                                      unsigned threads, std::uint64_t budget, std::uint64_t chunk, RunStats* stats = nullptr) {
+std::vector<std::uint8_t> run_to_file(const Catalog& cat, boost::asio::io_context& io,
+                                      const std::filesystem::path& out, unsigned threads,
+                                      std::uint64_t budget, std::uint64_t chunk,
+                                      RunStats* stats = nullptr) {
   PlanOptions po;
   po.to = OutType::bf16;
   po.max_chunk_bytes = chunk;
@@ -141,7 +149,8 @@ TEST_CASE("a sharded model opens as one catalog", "[pipeline][sharded]") {
     const Catalog cat = open_catalog({spec}, io.get_executor());
     CHECK(cat.sources.size() == 3);
     REQUIRE(cat.tensors.size() == model.size());
-    for (std::size_t i = 0; i < model.size(); ++i) CHECK(cat.tensors[i].name == model[i].entry.name);
+    for (std::size_t i = 0; i < model.size(); ++i)
+      CHECK(cat.tensors[i].name == model[i].entry.name);
   }
 }
 
@@ -159,7 +168,8 @@ TEST_CASE("a lying index is refused", "[pipeline][sharded][hostile]") {
       CHECK(e.kind() == kind);
     }
   };
-  expect_kind(R"({"weight_map":{"s0.t0":"model-0.safetensors"}})", ErrorKind::parse);  // tensors not in the map
+  expect_kind(R"({"weight_map":{"s0.t0":"model-0.safetensors"}})",
+              ErrorKind::parse);  // tensors not in the map
   expect_kind(R"({"weight_map":{"x":"../../etc/passwd"}})", ErrorKind::security);
   expect_kind(R"({"weight_map":{"x":"/etc/passwd"}})", ErrorKind::security);
   expect_kind(R"({"weight_map":[]})", ErrorKind::parse);
@@ -175,7 +185,8 @@ TEST_CASE("output is byte-identical across thread counts and budgets", "[pipelin
 
   std::vector<std::uint8_t> reference;
   for (unsigned threads : {1u, 2u, 8u}) {
-    for (std::uint64_t budget : {chunk, 3 * chunk, std::uint64_t{1} << 20, std::uint64_t{64} << 20}) {
+    for (std::uint64_t budget :
+         {chunk, 3 * chunk, std::uint64_t{1} << 20, std::uint64_t{64} << 20}) {
       DYNAMIC_SECTION("threads " << threads << " budget " << budget) {
         const auto bytes = run_to_file(cat, io, dir / "out.safetensors", threads, budget, chunk);
         if (reference.empty()) reference = bytes;
@@ -191,7 +202,8 @@ TEST_CASE("output is byte-identical across thread counts and budgets", "[pipelin
   for (std::size_t i = 0; i < model.size(); ++i) {
     const auto want = expected_bytes(model[i], OutType::bf16);
     REQUIRE(out.tensors[i].data.length == want.size());
-    CHECK((want.size() == 0 || std::memcmp(file.data() + out.tensors[i].data.offset, want.data(), want.size()) == 0));
+    CHECK((want.size() == 0 ||
+           std::memcmp(file.data() + out.tensors[i].data.offset, want.data(), want.size()) == 0));
   }
   CHECK(out.header.metadata == cat.header.metadata);
 }
@@ -232,18 +244,21 @@ TEST_CASE("memory sink holds exactly the converted tensors", "[pipeline]") {
     for (std::size_t i = 0; i < model.size(); ++i) {
       const auto want = expected_bytes(model[i], to);
       REQUIRE(sink.tensors()[i].bytes == want.size());
-      CHECK((want.size() == 0 || std::memcmp(sink.tensors()[i].data.get(), want.data(), want.size()) == 0));
+      CHECK((want.size() == 0 ||
+             std::memcmp(sink.tensors()[i].data.get(), want.data(), want.size()) == 0));
     }
   }
 }
 
-TEST_CASE("a source failing mid-stream ends the run with its error and no file", "[pipeline][errors]") {
+TEST_CASE("a source failing mid-stream ends the run with its error and no file",
+          "[pipeline][errors]") {
   const auto dir = test::scratch_dir("failing-source");
   write_model(dir, 1, 50'000);
   boost::asio::io_context io;
   const auto path = (dir / "model-0.safetensors").string();
   for (int fail_at : {1, 4, 9}) {
-    Catalog cat = parse_safetensors(std::make_shared<FailingSource>(make_pread_source(path, io.get_executor()), fail_at));
+    Catalog cat = parse_safetensors(
+        std::make_shared<FailingSource>(make_pread_source(path, io.get_executor()), fail_at));
     try {
       run_to_file(cat, io, dir / "out.safetensors", 2, 64 << 10, 16 << 10);
       FAIL("no error");
@@ -313,14 +328,15 @@ TEST_CASE("callback sink sees every byte once, tensors completed once", "[pipeli
   std::mutex m;
   std::uint64_t bytes = 0;
   std::vector<int> done(plan.outputs.size(), 0);
-  CallbackSink sink([&](const OutputTensor&, std::uint64_t, std::span<const std::byte> b) {
-                      std::lock_guard lock(m);
-                      bytes += b.size();
-                    },
-                    [&](const OutputTensor& t) {
-                      std::lock_guard lock(m);
-                      ++done[t.source_tensor];
-                    });
+  CallbackSink sink(
+      [&](const OutputTensor&, std::uint64_t, std::span<const std::byte> b) {
+        std::lock_guard lock(m);
+        bytes += b.size();
+      },
+      [&](const OutputTensor& t) {
+        std::lock_guard lock(m);
+        ++done[t.source_tensor];
+      });
   run_pipeline(io, cat, plan, sink, RunOptions{.threads = 2, .budget_bytes = 65536});
   CHECK(bytes == plan.total_out);
   CHECK(std::all_of(done.begin(), done.end(), [](int d) { return d == 1; }));
@@ -376,7 +392,8 @@ TEST_CASE("a sequential source streams in offset order", "[pipeline][sequential]
   for (std::size_t i = 0; i < model.size(); ++i) {
     const auto want = expected_bytes(model[i], OutType::f32);
     REQUIRE(sink.tensors()[i].bytes == want.size());
-    CHECK((want.size() == 0 || std::memcmp(sink.tensors()[i].data.get(), want.data(), want.size()) == 0));
+    CHECK((want.size() == 0 ||
+           std::memcmp(sink.tensors()[i].data.get(), want.data(), want.size()) == 0));
   }
 }
 
@@ -397,6 +414,40 @@ TEST_CASE("a budget below one chunk is a limit error", "[pipeline][errors]") {
   }
 }
 
+// Jobs are handed from the io thread to the decoders hundreds of times a run.
+// Fed through a flow graph from outside its arena, one was lost about once
+// in 200 `mneme load` processes of a 2 GiB model on a busy machine, and the
+// run waited forever with every thread asleep (this in-process loop did not
+// reproduce it: the loss needed fresh processes). Many short runs, with a
+// thread competing for the cores, must all end; a lost job hangs the test
+// until CTest's timeout.
+TEST_CASE("many short runs in a row all end: no job is lost between the io thread and the decoders",
+          "[pipeline][stress]") {
+  const auto dir = test::scratch_dir("many-runs");
+  write_model(dir, 2, 32768);
+  std::atomic<bool> done{false};
+  std::thread rival([&] {
+    volatile std::uint64_t x = 0;
+    while (!done.load(std::memory_order_relaxed)) x = x + 1;
+  });
+  boost::asio::io_context io;
+  const Catalog cat = open_catalog({dir.string()}, io.get_executor());
+  PlanOptions po;
+  po.to = OutType::bf16;
+  po.max_chunk_bytes = 2048;
+  const Plan plan = make_plan(cat, po);
+  REQUIRE(plan.chunks.size() >= 200);
+  std::size_t runs = 0;
+  for (int i = 0; i < 300; ++i) {
+    DiscardSink sink;
+    const RunStats s = run_pipeline(io, cat, plan, sink, RunOptions{.threads = 2});
+    runs += s.chunks == plan.chunks.size();
+  }
+  done = true;
+  rival.join();
+  CHECK(runs == 300);
+}
+
 TEST_CASE("every file I/O mode loads the same bytes", "[pipeline][io]") {
   const auto dir = test::scratch_dir("io-modes");
   const auto model = write_model(dir, 2, 20'000);
@@ -410,7 +461,9 @@ TEST_CASE("every file I/O mode loads the same bytes", "[pipeline][io]") {
     run_pipeline(io, cat, plan, sink, RunOptions{.threads = 2, .budget_bytes = 65536});
     for (std::size_t i = 0; i < model.size(); ++i) {
       REQUIRE(sink.tensors()[i].bytes == model[i].data.size());
-      CHECK((model[i].data.size() == 0 || std::memcmp(sink.tensors()[i].data.get(), model[i].data.data(), model[i].data.size()) == 0));
+      CHECK((model[i].data.size() == 0 ||
+             std::memcmp(sink.tensors()[i].data.get(), model[i].data.data(),
+                         model[i].data.size()) == 0));
     }
   }
 }

@@ -140,9 +140,9 @@ struct RunStats {
 // Moves every tensor of `catalog` through `plan` into `sink`. Reads run as
 // coroutines on `io` (the context the catalog's sources were opened on), which
 // the run drives on a thread of its own for the duration: nothing else may run
-// it meanwhile. Decoding runs on a oneTBB flow graph in the run's own arena of
-// RunOptions::threads (at most the cores TBB may use), the calling thread one
-// of them; nothing process-wide is set, so runs in one process do not limit
+// it meanwhile. Decoding runs on RunOptions::threads loops in the run's own
+// oneTBB arena (at most the cores TBB may use), the calling thread one of
+// them; nothing process-wide is set, so runs in one process do not limit
 // each other.
 // Throws the first mneme::Error any stage raised (the sink's abort() has run
 // by then); never returns with work in flight.

@@ -63,6 +63,10 @@ class Source {
   // source's (a mapped file shrank under its mapping: the lost pages read as
   // zeros). Called after each use of them.
   virtual void check_intact() const {}
+  // A hint that bytes contiguous() gave are about to be read: a mapping
+  // populates their page tables here, on the reading thread, so that the
+  // decoders do not fault on them one by one. Never fails.
+  virtual void prefetch(std::uint64_t offset, std::uint64_t length) const {}
 
   // The implementation serving the reads, for logs and stats: "uring",
   // "pread", "mmap", "memory", "istream", "pipe", "tcp", ...

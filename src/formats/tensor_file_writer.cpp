@@ -64,8 +64,17 @@ int open_direct(int fd, const std::string& path, std::uint64_t size) {
   if (::fstatfs(fd, &fs) != 0 || fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC) {
     return -1;
   }
-  const int direct = ::open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+  // Opened by name, so it must be the same file: a name swapped for a link
+  // or another file in between (a shared directory) gets no direct writes.
+  const int direct = ::open(path.c_str(), O_WRONLY | O_DIRECT | O_NOFOLLOW | O_CLOEXEC);
   if (direct < 0) {
+    return -1;
+  }
+  struct stat ours {};
+  struct stat again {};
+  if (::fstat(fd, &ours) != 0 || ::fstat(direct, &again) != 0 || ours.st_dev != again.st_dev ||
+      ours.st_ino != again.st_ino) {
+    ::close(direct);
     return -1;
   }
   if (size > 0 && ::fallocate(fd, 0, 0, static_cast<off_t>(size)) != 0) {

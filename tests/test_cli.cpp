@@ -486,8 +486,8 @@ TEST_CASE("a shard that is a FIFO fails fast with a clear message (issue 14)", "
   // Named by the index, and found in the folder: neither may wait for a writer.
   for (const auto& spec : {dir / "model" / "model.safetensors.index.json", dir / "model"}) {
     for (const char* io : {"auto", "pread", "mmap"}) {
-      const auto r = test::run("timeout 20 " + mneme_cmd(cli, "load " + shq(spec) + " -q --io " +
-                                                            io + " 2>&1"));
+      const auto r = test::run("timeout 20 " +
+                               mneme_cmd(cli, "load " + shq(spec) + " -q --io " + io + " 2>&1"));
       INFO(spec << " --io " << io << ": " << r.out);
       CHECK(r.status == 1);
       CHECK(r.out.find("model-00002-of-00003.safetensors: is a FIFO") != std::string::npos);
@@ -714,4 +714,23 @@ TEST_CASE(
   }
   CHECK(test::run(mneme_cmd(cli, "inspect --json " + shq(dir / "m-00001-of-00003.gguf")))
             .out.find("\"c\"") != std::string::npos);
+}
+
+// Issue 15, item 4: Highway's library runs a 5 ms timer calibration when it
+// is loaded, so it is opened on the first kernel dispatch instead of linked
+// (kernels/simd/hwy_runtime.cpp): inspect, which decodes nothing, never loads
+// it; a load that decodes does (which shows the check can see it).
+TEST_CASE("issue 15: inspect never loads Highway's library; a decoding load does",
+          "[cli][startup]") {
+  const char* cli = test::cli_or_skip();
+  if (!cli) return;
+  const auto inspect =
+      test::run("LD_DEBUG=libs " + shq(cli) + " inspect " + shq(kSample) + " 2>&1");
+  REQUIRE(inspect.status == 0);
+  REQUIRE(inspect.out.find("find library=") != std::string::npos);  // the loader did report
+  CHECK(inspect.out.find("libhwy") == std::string::npos);
+  const auto load =
+      test::run("LD_DEBUG=libs " + shq(cli) + " load " + shq(kSample) + " --to bf16 -q 2>&1");
+  REQUIRE(load.status == 0);
+  CHECK(load.out.find("libhwy") != std::string::npos);
 }

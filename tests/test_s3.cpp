@@ -3,6 +3,8 @@
 // public bucket. Every model loads from S3 byte-identical to the local load;
 // credentials come from the environment or a profile; a wrong secret is a
 // 403 that says so; anonymous access works where the bucket allows it.
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <fstream>
@@ -34,7 +36,10 @@ std::optional<S3Server> s3_or_skip() {
 // profile, no instance metadata service, the endpoint given.
 class AwsEnv {
  public:
-  explicit AwsEnv(const std::string& endpoint) : home_(test::scratch_dir("s3-home")) {
+  // A home of this process's own: CTest runs this file's cases as parallel
+  // processes, and a shared one was emptied under a case still reading it.
+  explicit AwsEnv(const std::string& endpoint)
+      : home_(test::scratch_dir("s3-home-" + std::to_string(::getpid()))) {
     for (const char* n : kVars) {
       if (const char* v = std::getenv(n)) saved_.emplace_back(n, v);
       ::unsetenv(n);
@@ -51,12 +56,23 @@ class AwsEnv {
   const fs::path& home() const { return home_; }
 
  private:
-  static constexpr const char* kVars[] = {
-      "HOME", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-      "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AWS_NO_SIGN_REQUEST", "AWS_REGION",
-      "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_EC2_METADATA_DISABLED",
-      "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ENDPOINT_URL_STS",
-      "AWS_EC2_METADATA_SERVICE_ENDPOINT"};
+  static constexpr const char* kVars[] = {"HOME",
+                                          "AWS_ACCESS_KEY_ID",
+                                          "AWS_SECRET_ACCESS_KEY",
+                                          "AWS_SESSION_TOKEN",
+                                          "AWS_PROFILE",
+                                          "AWS_SHARED_CREDENTIALS_FILE",
+                                          "AWS_CONFIG_FILE",
+                                          "AWS_NO_SIGN_REQUEST",
+                                          "AWS_REGION",
+                                          "AWS_DEFAULT_REGION",
+                                          "AWS_ENDPOINT_URL",
+                                          "AWS_ENDPOINT_URL_S3",
+                                          "AWS_EC2_METADATA_DISABLED",
+                                          "AWS_WEB_IDENTITY_TOKEN_FILE",
+                                          "AWS_ROLE_ARN",
+                                          "AWS_ENDPOINT_URL_STS",
+                                          "AWS_EC2_METADATA_SERVICE_ENDPOINT"};
   fs::path home_;
   std::vector<std::pair<std::string, std::string>> saved_;
 };
@@ -79,8 +95,9 @@ TEST_CASE("S3 with SigV4: every model loads as it loads from disk", "[s3][net]")
   env.set("AWS_SECRET_ACCESS_KEY", s3->secret_key);
   const std::string b = "s3://" + s3->bucket + "/";
   require_same(b + "q4k-q6k.gguf", kRepoFixtures / "samples" / "q4k-q6k.gguf");
-  require_same(b + "gptq/model.safetensors", kRepoFixtures / "samples" / "gptq");  // config.json beside
-  require_same(b + "gptq/", kRepoFixtures / "samples" / "gptq");                   // a listed prefix
+  require_same(b + "gptq/model.safetensors",
+               kRepoFixtures / "samples" / "gptq");               // config.json beside
+  require_same(b + "gptq/", kRepoFixtures / "samples" / "gptq");  // a listed prefix
   require_same(b + "fp8/", kRepoFixtures / "samples" / "fp8", OutType::f16);
   require_same(b + "sample-model/", kRepoFixtures / "sample-model");  // index and shards
   require_same(b + "sample-model/model.safetensors.index.json", kRepoFixtures / "sample-model");
@@ -146,8 +163,8 @@ TEST_CASE("S3 without credentials: anonymous where asked for, a clear error othe
       open_catalog({model}, io.get_executor());
       FAIL("opened without credentials");
     } catch (const Error& e) {
-      CHECK_THAT(e.what(), Catch::Contains("no AWS credentials") &&
-                               Catch::Contains("--no-sign-request"));
+      CHECK_THAT(e.what(),
+                 Catch::Contains("no AWS credentials") && Catch::Contains("--no-sign-request"));
     }
   }
   {

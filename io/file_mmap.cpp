@@ -60,7 +60,7 @@ class MmapSource final : public Source {
 
   void prefetch(std::uint64_t offset, std::uint64_t length) const override {
     if (base_ == nullptr || offset >= size_) return;
-    const std::uint64_t page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+    static const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
     const std::uint64_t first = offset / page * page;
     const std::uint64_t end = std::min(size_, offset + length);
     // Page tables filled in one call (Linux 5.14); a lost page makes it fail

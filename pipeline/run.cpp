@@ -221,11 +221,7 @@ class Run {
         // At most the cores TBB may use: its worker pool (cores - 1, plus the
         // calling thread) is all a run can have without a process-wide setting.
         threads_(std::clamp(opt.threads ? opt.threads : std::thread::hardware_concurrency(), 1u,
-                            static_cast<unsigned>(std::max(1, tbb::info::default_concurrency())))),
-        // The io thread fills a mapping's page tables ahead of the decoders
-        // only where it has a core of its own: with every core decoding it
-        // would take their time (docs/perf-experiments.md, P8).
-        prefetch_(threads_ < static_cast<unsigned>(std::max(1, tbb::info::default_concurrency()))),
+                            cores())),
         outputs_(plan.outputs.size()) {}
 
   ~Run() { unpoison(region_.data(), region_.size()); }  // before the unmapping
@@ -289,8 +285,17 @@ class Run {
   const PlanDetail& detail_;
   Sink& sink_;
   const RunOptions& opt_;
+  // The cores TBB may use (asked once per process).
+  static unsigned cores() {
+    static const auto n = static_cast<unsigned>(std::max(1, tbb::info::default_concurrency()));
+    return n;
+  }
+  // The io thread fills a mapping's page tables ahead of the decoders only
+  // where it has a core of its own: with every core decoding it would take
+  // their time (docs/perf-experiments.md, P8).
+  bool prefetch() const { return threads_ < cores(); }
+
   unsigned threads_;
-  bool prefetch_;
   std::uint64_t sink_held_ = 0;  // Sink::held_bytes, taken off the top of the budget
 
   std::vector<OutputRun> outputs_;
@@ -357,7 +362,7 @@ asio::awaitable<bool> Run::read_input(const Extent& in, Job& job) {
   Source& src = *catalog_.sources.at(in.source);
   stats_.bytes_read += in.length;
   if (const std::byte* base = src.contiguous()) {
-    if (prefetch_) {
+    if (prefetch()) {
       src.prefetch(in.offset, in.length);  // here, on the io thread, not in a decoder
     }
     job.input = base + in.offset;  // the parser checked the extent against size()

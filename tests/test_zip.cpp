@@ -16,6 +16,8 @@ using namespace mneme::test;
 
 namespace {
 
+const std::uint64_t kRatio = Limits{}.max_zip_ratio;
+
 Bytes pattern(std::size_t n, unsigned seed = 1) {
   Bytes b(n);
   std::mt19937 rng(seed);
@@ -276,7 +278,7 @@ TEST_CASE("the archive reader reads only the end records and the directory") {
 TEST_CASE("Inflater: one byte in, one byte out, exact size") {
   const Bytes plain = pattern(5000, 9);
   const Bytes comp = deflate_raw(plain);
-  Inflater inf(comp.size(), plain.size());
+  Inflater inf(comp.size(), plain.size(), kRatio);
   Bytes out(plain.size());
   std::size_t in_pos = 0, out_pos = 0;
   int guard = 0;
@@ -299,36 +301,35 @@ TEST_CASE("Inflater refuses lies about sizes") {
   const Bytes comp = deflate_raw(plain);
   Bytes out(8000);
   SECTION("declared smaller than the stream") {
-    Inflater inf(comp.size(), plain.size() - 1);
+    Inflater inf(comp.size(), plain.size() - 1, kRatio);
     CHECK(kind_of([&] { inf.feed(comp, out); }) == ErrorKind::parse);
   }
   SECTION("declared larger than the stream") {
-    Inflater inf(comp.size(), plain.size() + 1);
+    Inflater inf(comp.size(), plain.size() + 1, kRatio);
     CHECK(kind_of([&] { inf.feed(comp, out); }) == ErrorKind::parse);
   }
   SECTION("truncated stream") {
-    Inflater inf(comp.size() - 3, plain.size());
+    Inflater inf(comp.size() - 3, plain.size(), kRatio);
     CHECK(kind_of([&] { inf.feed(comp, out); }) == ErrorKind::parse);
   }
   SECTION("trailing bytes after the stream end") {
     Bytes padded = comp;
     padded.push_back(std::byte{0});
-    Inflater inf(padded.size(), plain.size());
+    Inflater inf(padded.size(), plain.size(), kRatio);
     CHECK(kind_of([&] { inf.feed(padded, out); }) == ErrorKind::parse);
   }
   SECTION("corrupt stream") {
     Bytes junk(100, std::byte{0xFF});
-    Inflater inf(junk.size(), 1000);
+    Inflater inf(junk.size(), 1000, kRatio);
     CHECK(kind_of([&] { inf.feed(junk, out); }) == ErrorKind::parse);
   }
   SECTION("declared ratio above the limit") {
-    CHECK(kind_of([&] { Inflater inf(10, 10 * Inflater::kDefaultMaxRatio + 1); }) ==
-          ErrorKind::limit);
+    CHECK(kind_of([&] { Inflater inf(10, 10 * kRatio + 1, kRatio); }) == ErrorKind::limit);
   }
   SECTION("a legitimate all-zero stream passes the ratio limit") {
     const Bytes zeros(1 << 20);
     const Bytes cz = deflate_raw(zeros, 9);
-    Inflater inf(cz.size(), zeros.size());
+    Inflater inf(cz.size(), zeros.size(), kRatio);
     Bytes big(zeros.size());
     auto p = inf.feed(cz, big);
     CHECK(inf.finished());

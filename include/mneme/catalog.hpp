@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "mneme/dtype.hpp"
+#include "mneme/limits.hpp"
 #include "mneme/scheme.hpp"
 #include "mneme/source.hpp"
 
@@ -66,14 +67,6 @@ struct TensorInfo {
 
   std::uint64_t element_count() const;  // checked product of shape
   std::uint64_t byte_size() const;      // element_count() * dtype size, checked
-};
-
-// Header-derived limits; every one is enforced before anything is allocated.
-struct Limits {
-  std::uint64_t max_header_bytes = 100'000'000;  // safetensors' own cap
-  std::uint64_t max_tensors = 1'000'000;
-  std::uint64_t max_rank = 16;
-  std::uint64_t max_shards = 4096;
 };
 
 // One GGUF metadata entry, typed: its value encoded as GGUF v3 stores it

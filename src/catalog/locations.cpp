@@ -37,15 +37,17 @@ std::string sibling(const std::string& spec, std::string_view name, const std::s
   return url.substr(0, slash + 1) + std::string(name);
 }
 
-std::optional<std::string> read_small(const std::string& spec, std::uint64_t cap,
+std::optional<std::string> read_small(const std::string& spec, const Limits& limits,
                                       const OpenOptions& open, bool optional) {
+  const std::uint64_t cap = limits.max_header_bytes;
   if (!is_remote(spec)) {
     std::error_code ec;
     const auto size = fs::file_size(spec, ec);
     if (ec && optional && !fs::exists(spec, ec)) return std::nullopt;
     if (ec) fail(ErrorKind::io, "cannot open " + printable(spec) + ": " + ec.message());
     if (size > cap) {
-      fail(ErrorKind::limit, printable(spec) + " is larger than " + std::to_string(cap) + " bytes");
+      over_limit(printable(spec), std::to_string(size) + " bytes", &Limits::max_header_bytes,
+                 limits);
     }
     std::ifstream in(spec, std::ios::binary);
     std::string text(size, '\0');

@@ -12,6 +12,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include "mneme/limits.hpp"
 #include "mneme/source.hpp"
 
 namespace mneme {
@@ -24,10 +25,10 @@ bool is_remote(std::string_view spec);
 // plain file name (Error{security} otherwise, naming `context`).
 std::string sibling(const std::string& spec, std::string_view name, const std::string& context);
 
-// A small file's bytes (at most `cap`): Error{limit} above it, Error{io} when
-// it cannot be read. `optional`: nullopt when the file does not exist (a
-// missing local file, HTTP 404).
-std::optional<std::string> read_small(const std::string& spec, std::uint64_t cap,
+// A small file's bytes (an index, a config.json): Error{limit} above
+// limits.max_header_bytes, Error{io} when it cannot be read. `optional`:
+// nullopt when the file does not exist (a missing local file, HTTP 404).
+std::optional<std::string> read_small(const std::string& spec, const Limits& limits,
                                       const OpenOptions& open, bool optional);
 
 // Whether the file exists (local), or answers a request (remote).

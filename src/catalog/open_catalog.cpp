@@ -29,8 +29,6 @@ namespace {
 namespace fs = std::filesystem;
 namespace json = boost::json;
 
-constexpr std::uint64_t kMaxIndexBytes = 64ull << 20;
-
 // Appends `part` to `into`, renumbering its sources; names must stay unique.
 void merge(Catalog& into, Catalog&& part, std::unordered_map<std::string, std::size_t>& seen) {
   if (into.sources.empty()) {
@@ -118,7 +116,7 @@ Catalog parse_by_content(SourcePtr source, const Limits& limits) {
   }
   if (looks_like_zip(head)) {
     // A PyTorch archive holds <prefix>/data.pkl; any other zip is read as NPZ.
-    const zip::Archive archive = zip::read_archive(*source);
+    const zip::Archive archive = zip::read_archive(*source, limits);
     bool npy = false;
     for (const auto& e : archive.entries) {
       if (e.name == "data.pkl" || e.name.ends_with("/data.pkl")) {
@@ -178,8 +176,7 @@ Catalog open_sources(const std::vector<std::string>& specs, boost::asio::any_io_
 Catalog open_safetensors_index(const std::string& index_path, boost::asio::any_io_executor executor,
                                const OpenOptions& open, const Limits& limits) {
   const std::string where = printable(index_path);
-  const json::value root =
-      parse_strict_json(*read_small(index_path, kMaxIndexBytes, open, false), where);
+  const json::value root = parse_strict_json(*read_small(index_path, limits, open, false), where);
   const auto* map = root.is_object() ? root.get_object().if_contains("weight_map") : nullptr;
   if (!map || !map->is_object()) {
     fail(ErrorKind::parse, where + ": no weight_map object");
@@ -200,7 +197,7 @@ Catalog open_safetensors_index(const std::string& index_path, boost::asio::any_i
     tensor_shard.emplace(std::string(kv.key()), std::move(file));
   }
   if (shards.size() > limits.max_shards) {
-    fail(ErrorKind::limit, where + ": too many shards");
+    over_limit(where, std::to_string(shards.size()) + " shards", &Limits::max_shards, limits);
   }
 
   Catalog cat;
@@ -328,6 +325,7 @@ std::string missing_shards(const Catalog& cat) {
 
 Catalog open_catalog(const std::vector<std::string>& specs, boost::asio::any_io_executor executor,
                      const CatalogOptions& options) {
+  check_floors(options.limits);
   Catalog cat = open_sources(specs, executor, options.open, options.limits);
   if (const std::string missing = missing_shards(cat); !missing.empty()) {
     if (!options.lenient && !options.allow_partial) {
@@ -356,14 +354,14 @@ Catalog open_catalog(const std::vector<std::string>& specs, boost::asio::any_io_
     if (!remote && !fs::is_regular_file(spec, ec)) {
       return std::nullopt;
     }
-    const auto text = read_small(spec, kMaxIndexBytes, options.open, true);
+    const auto text = read_small(spec, options.limits, options.open, true);
     return text ? std::optional(parse_strict_json(*text, printable(spec))) : std::nullopt;
   };
   const auto config =
       options.config_path.empty()
           ? beside("config.json")
           : std::optional(parse_strict_json(
-                *read_small(options.config_path, kMaxIndexBytes, options.open, false),
+                *read_small(options.config_path, options.limits, options.open, false),
                 printable(options.config_path)));
   const auto quantize_config = beside("quantize_config.json");  // AutoGPTQ / GPTQModel
   detect_schemes(cat, config ? &*config : nullptr, quantize_config ? &*quantize_config : nullptr,
@@ -380,6 +378,15 @@ Catalog open_sources(const std::vector<std::string>& specs, boost::asio::any_io_
   std::unordered_map<std::string, std::size_t> seen;
   OpenOptions found = open;  // files mneme found (splits, a folder's files), not the user
   found.regular_file_only = true;
+  // Every file is counted before it is opened (an index counts its shards).
+  std::uint64_t files = 0;
+  const auto parse = [&](const std::string& file, const OpenOptions& how) {
+    if (++files > limits.max_shards) {
+      over_limit(printable(file), "file " + std::to_string(files) + " of the model",
+                 &Limits::max_shards, limits);
+    }
+    return parse_by_content(open_source(file, executor, how), limits);
+  };
   const auto open_file = [&](const std::string& file) {
     if (file.ends_with(".index.json")) {
       merge(cat, open_safetensors_index(file, executor, open, limits), seen);
@@ -392,9 +399,7 @@ Catalog open_sources(const std::vector<std::string>& specs, boost::asio::any_io_
       if (split != splits.front() && !exists(split, open)) {
         continue;
       }
-      merge(cat,
-            parse_by_content(open_source(split, executor, split == splits.front() ? open : found), limits),
-            seen);
+      merge(cat, parse(split, split == splits.front() ? open : found), seen);
     }
   };
   for (const auto& given : specs) {
@@ -409,7 +414,7 @@ Catalog open_sources(const std::vector<std::string>& specs, boost::asio::any_io_
         if (file.ends_with(".index.json")) {
           open_file(file);
         } else {
-          merge(cat, parse_by_content(open_source(file, executor, open), limits), seen);
+          merge(cat, parse(file, open), seen);
         }
       }
       continue;
@@ -438,7 +443,7 @@ Catalog open_sources(const std::vector<std::string>& specs, boost::asio::any_io_
         if (file.ends_with(".index.json")) {
           open_file(file);
         } else {
-          merge(cat, parse_by_content(open_source(file, executor, found), limits), seen);
+          merge(cat, parse(file, found), seen);
         }
       }
       continue;

@@ -159,6 +159,51 @@ std::string option_line(const Option& o) {
   return out + "\n";
 }
 
+// The caps on hostile headers, one --max-NAME per field of mneme::Limits.
+std::string limits_help() {
+  std::string u = "limits (a header over one ends in a limit error naming its option):\n";
+  for (const auto& f : limit_fields()) {
+    const Limits defaults;
+    const std::uint64_t v = defaults.*f.field;
+    const auto shown = [&](std::uint64_t n) {
+      if (f.size && n % (1u << 20) == 0) return std::to_string(n >> 20) + "M";
+      if (f.size && n % (1u << 10) == 0) return std::to_string(n >> 10) + "k";
+      return std::to_string(n);
+    };
+    const std::string name = "--max-" + std::string(f.name);
+    const std::string help =
+        std::string(f.what) + "\n(default " + shown(v) + ", at least " + shown(f.floor) + ")";
+    u += option_line(Option{name.c_str(), nullptr, f.size ? "SIZE" : "N", kAll, help.c_str()});
+  }
+  return u + "\n";
+}
+
+// --max-NAME VALUE: a size or a count, at least the cap's floor.
+void parse_limit(const std::string& name, const std::string& value, Limits& limits) {
+  const std::string_view key = std::string_view(name).substr(6);
+  for (const auto& f : limit_fields()) {
+    if (f.name != key) continue;
+    std::uint64_t v = 0;
+    if (f.size) {
+      v = parse_size(value, name);
+    } else {
+      const bool digits = !value.empty() && value.size() <= 19 &&
+                          std::all_of(value.begin(), value.end(), [](char c) {
+                            return std::isdigit(static_cast<unsigned char>(c));
+                          });
+      if (!digits) throw UsageError(name + " needs a whole number, not '" + value + "'");
+      v = std::stoull(value);
+    }
+    if (v < f.floor) {
+      throw UsageError(name + " must be at least " + std::to_string(f.floor) + ", not '" + value +
+                       "'");
+    }
+    limits.*f.field = v;
+    return;
+  }
+  throw UsageError("unknown option " + name);
+}
+
 unsigned parse_threads(const std::string& v) {
   const bool digits = !v.empty() && v.size() <= 4 && std::all_of(v.begin(), v.end(), [](char c) {
     return std::isdigit(static_cast<unsigned char>(c));
@@ -244,7 +289,7 @@ std::string usage(const std::string& command) {
       }
     }
     u += "  -h, --help                show this help\n\n";
-    return u + kSources;
+    return u + limits_help() + kSources;
   }
   std::string u = "usage: mneme COMMAND SRC... [options]\n\ncommands:\n";
   for (const auto& c : kCommands) {
@@ -298,6 +343,18 @@ Args parse_args(int argc, char** argv) {
     if (const auto eq = arg.find('='); arg.starts_with("--") && eq != std::string::npos) {
       name = arg.substr(0, eq);
       inline_value = arg.substr(eq + 1);
+    }
+    if (name.starts_with("--max-")) {
+      std::string value;
+      if (inline_value) {
+        value = *inline_value;
+      } else if (i + 1 < argc) {
+        value = argv[++i];
+      } else {
+        throw UsageError(name + " needs a value");
+      }
+      parse_limit(name, value, a.limits);
+      continue;
     }
     const auto named = [&](const Option& o) {
       return name == o.name || (o.alias && name == o.alias);

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "mneme/limits.hpp"
+
 namespace mneme::cli {
 
 // A usage error: one line on stderr and a pointer to --help, exit status 2.
@@ -43,6 +45,7 @@ struct Args {
   bool force = false;                     // --force
   bool allow_partial = false;             // --allow-partial
   bool keep_scales = false;               // --keep-scales
+  Limits limits;                          // --max-NAME, one per cap (mneme/limits.hpp)
 };
 
 // Parses argv; throws UsageError for anything a command does not take or a

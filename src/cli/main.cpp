@@ -189,6 +189,7 @@ CatalogOptions catalog_options(const cli::Args& a, bool lenient) {
   }
   o.open.http_headers = a.headers;
   o.open.s3_anonymous = a.no_sign_request;
+  o.limits = a.limits;
   if (a.config) {
     o.config_path = *a.config;
   }

@@ -47,12 +47,9 @@ class ForwardReader {
     return v;  // little-endian hosts only (x86-64, aarch64)
   }
 
-  // A length-prefixed string whose length was already read; capped.
-  std::string string(std::uint64_t len, std::uint64_t cap) {
-    if (len > cap) {
-      fail(ErrorKind::limit,
-           what_ + ": string of " + std::to_string(len) + " bytes exceeds the cap");
-    }
+  // A length-prefixed string whose length was already read and checked
+  // against its cap: it must be in the source before it is allocated.
+  std::string string(std::uint64_t len) {
     need(len);
     std::string s(len, '\0');
     read(s.data(), len);

@@ -35,8 +35,6 @@ enum ValueType : std::uint32_t {
   kF64,
 };
 
-constexpr std::uint64_t kMaxKeyBytes = 1 << 16;
-constexpr std::uint64_t kMaxStringBytes = 64ull << 20;
 constexpr std::uint32_t kMaxDims = 4;  // GGML_MAX_DIMS
 
 const char* value_type_name(std::uint32_t t) {
@@ -84,7 +82,15 @@ class GgufParser {
   std::uint64_t count() {
     return version_ == 1 ? in_.get<std::uint32_t>() : in_.get<std::uint64_t>();
   }
-  std::string str(std::uint64_t cap) { return in_.string(count(), cap); }
+  // A length-prefixed string, its length checked against `cap` before it is read.
+  std::string str(std::uint64_t Limits::*cap, const char* what) {
+    const std::uint64_t len = count();
+    if (len > limits_.*cap) {
+      over_limit("gguf " + printable(source_->name()),
+                 std::string(what) + " of " + std::to_string(len) + " bytes", cap, limits_);
+    }
+    return in_.string(len);
+  }
 
   // Reads one metadata value of `type`, appends it to `out` encoded as GGUF v3
   // stores it, and returns it as text (arrays summarised as "array<t>[n]").
@@ -103,8 +109,8 @@ class GgufParser {
 void GgufParser::count_metadata(std::uint64_t bytes) {
   metadata_bytes_ = checked_add(metadata_bytes_, bytes, "gguf metadata size");
   if (metadata_bytes_ > limits_.max_header_bytes) {
-    fail(ErrorKind::limit,
-         "gguf " + printable(source_->name()) + ": metadata exceeds the header cap");
+    over_limit("gguf " + printable(source_->name()), "metadata", &Limits::max_header_bytes,
+               limits_);
   }
 }
 
@@ -162,7 +168,7 @@ std::string GgufParser::scalar(std::uint32_t type, std::string& out) {
 std::string GgufParser::value(std::uint32_t type, const std::string& key, int depth,
                               std::string& out) {
   if (type == kString) {
-    std::string s = str(kMaxStringBytes);
+    std::string s = str(&Limits::max_string_bytes, "string");
     count_metadata(s.size());
     put_u64(out, s.size());
     out += s;
@@ -185,6 +191,11 @@ std::string GgufParser::value(std::uint32_t type, const std::string& key, int de
                                  : elem == kArray ? 12
                                                   : scalar_size(elem);
   in_.need(checked_mul(n, min_elem, "gguf array size"));
+  if (n > limits_.max_array_length) {
+    over_limit("gguf " + printable(source_->name()),
+               "metadata \"" + printable(key) + "\": array of " + std::to_string(n) + " elements",
+               &Limits::max_array_length, limits_);
+  }
   put_u32(out, elem);
   put_u64(out, n);
   if (elem != kString && elem != kArray) {
@@ -226,8 +237,8 @@ Catalog GgufParser::parse() {
   const std::uint64_t n_tensors = count();
   const std::uint64_t n_kv = count();
   if (n_tensors > limits_.max_tensors) {
-    fail(ErrorKind::limit,
-         "gguf: tensor count " + std::to_string(n_tensors) + " exceeds the limit");
+    over_limit("gguf " + printable(source_->name()), std::to_string(n_tensors) + " tensors",
+               &Limits::max_tensors, limits_);
   }
   // Each KV takes at least 8 + 4 + 1 bytes, each tensor info at least 8 + 4 + 8 + 4 + 8.
   in_.need(checked_add(checked_mul(n_kv, 13, "gguf kv count"),
@@ -239,7 +250,7 @@ Catalog GgufParser::parse() {
   cat.sources.push_back(source_);
   std::unordered_set<std::string> keys;
   for (std::uint64_t i = 0; i < n_kv; ++i) {
-    std::string key = str(kMaxKeyBytes);
+    std::string key = str(&Limits::max_name_bytes, "metadata key");
     if (!keys.insert(key).second) {
       bad("duplicate metadata key \"" + printable(key) + "\"");
     }
@@ -268,11 +279,16 @@ Catalog GgufParser::parse() {
   std::vector<std::uint64_t> rel_offsets;
   for (std::uint64_t i = 0; i < n_tensors; ++i) {
     TensorInfo t;
-    t.name = str(kMaxKeyBytes);
+    t.name = str(&Limits::max_name_bytes, "tensor name");
     if (!names.insert(t.name).second) {
       bad("duplicate tensor name \"" + printable(t.name) + "\"");
     }
     const auto n_dims = in_.get<std::uint32_t>();
+    if (n_dims > limits_.max_rank && n_dims <= kMaxDims) {
+      over_limit("gguf " + printable(source_->name()),
+                 "tensor \"" + printable(t.name) + "\" rank " + std::to_string(n_dims),
+                 &Limits::max_rank, limits_);
+    }
     if (n_dims == 0 || n_dims > kMaxDims) {
       bad("tensor \"" + printable(t.name) + "\" has " + std::to_string(n_dims) + " dimensions");
     }

@@ -15,10 +15,9 @@ namespace mneme {
 
 class Inflater {
  public:
-  static constexpr std::uint64_t kDefaultMaxRatio = 1100;  // deflate's own ceiling is ~1032:1
-
-  Inflater(std::uint64_t compressed_size, std::uint64_t inflated_size,
-           std::uint64_t max_ratio = kDefaultMaxRatio);
+  // Refuses a declared size above max_ratio times the compressed size
+  // (Limits::max_zip_ratio; deflate's own ceiling is about 1032:1).
+  Inflater(std::uint64_t compressed_size, std::uint64_t inflated_size, std::uint64_t max_ratio);
   ~Inflater();
   Inflater(const Inflater&) = delete;
   Inflater& operator=(const Inflater&) = delete;

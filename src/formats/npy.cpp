@@ -14,6 +14,7 @@
 namespace mneme {
 
 namespace {
+constexpr std::size_t kNumpyMaxDims = 64;
 constexpr unsigned char kMagic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
 }
 
@@ -133,7 +134,7 @@ class DictParser {
     return v;
   }
 
-  std::vector<std::uint64_t> shape(std::uint64_t max_rank) {
+  std::vector<std::uint64_t> shape(const Limits& limits) {
     ws();
     if (i_ >= s_.size() || s_[i_] != '(') bad(what_, "header: shape is not a tuple");
     ++i_;
@@ -141,10 +142,13 @@ class DictParser {
     if (eat(')')) return dims;
     bool trailing_comma = false;
     while (true) {
-      if (dims.size() >= max_rank) {
-        fail(ErrorKind::limit,
-             "npy " + printable(what_) + ": rank above the limit of " + std::to_string(max_rank));
+      if (dims.size() >= limits.max_rank) {
+        over_limit("npy " + printable(what_),
+                   "shape of more than " + std::to_string(dims.size()) + " dimensions",
+                   &Limits::max_rank, limits);
       }
+      if (dims.size() >= kNumpyMaxDims)
+        bad(what_, "header: more than 64 dimensions (NumPy's maximum)");
       dims.push_back(integer());
       trailing_comma = eat(',');
       if (eat(')')) break;
@@ -228,7 +232,7 @@ Header parse_dict(std::string_view text, const Limits& limits, std::string_view 
       h.fortran_order = p.boolean();
       have_order = true;
     } else if (key == "shape" && !have_shape) {
-      h.shape = p.shape(std::min<std::uint64_t>(limits.max_rank, 64));
+      h.shape = p.shape(limits);
       have_shape = true;
     } else {
       bad(what, "header: unexpected or repeated key " + printable(key));
@@ -272,10 +276,14 @@ Header read_header(const ReadFn& read, std::optional<std::uint64_t> available, c
                  (std::to_integer<std::uint64_t>(more[1]) << 24);
   }
   // Check the declared length before reading it (NumPy reads first).
-  const std::uint64_t cap = std::min(kMaxHeaderBytes, limits.max_header_bytes);
-  if (header_len > cap) {
+  if (header_len > limits.max_header_bytes) {
+    over_limit("npy " + printable(what), "header of " + std::to_string(header_len) + " bytes",
+               &Limits::max_header_bytes, limits);
+  }
+  if (header_len > kMaxHeaderBytes) {
     fail(ErrorKind::limit, "npy " + printable(what) + ": header of " + std::to_string(header_len) +
-                               " bytes exceeds the limit of " + std::to_string(cap));
+                               " bytes exceeds the format's cap of " +
+                               std::to_string(kMaxHeaderBytes));
   }
   const std::uint64_t data_offset = len_field + header_len;
   if (available && *available < data_offset) bad(what, "header runs past the end of the data");

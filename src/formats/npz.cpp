@@ -13,10 +13,11 @@ namespace mneme {
 
 Catalog parse_npz(SourcePtr src, const Limits& limits) {
   Source& s = *src;
-  zip::Limits zl;
-  zl.max_entries = std::min<std::uint64_t>(zl.max_entries, limits.max_tensors);
-  zl.max_directory_bytes = std::min<std::uint64_t>(zl.max_directory_bytes, limits.max_header_bytes);
-  const zip::Archive ar = zip::read_archive(s, zl);
+  const zip::Archive ar = zip::read_archive(s, limits);
+  if (ar.entries.size() > limits.max_tensors) {
+    over_limit("npz " + printable(s.name()), std::to_string(ar.entries.size()) + " arrays",
+               &Limits::max_tensors, limits);
+  }
 
   Catalog cat;
   cat.format = Format::npz;
@@ -40,7 +41,7 @@ Catalog parse_npz(SourcePtr src, const Limits& limits) {
       }
       // Inflate just the member's first off + n bytes (the header is capped
       // at 1 MiB, so this is bounded); the prefix is re-inflated per call.
-      auto prefix = zip::read_member_prefix(s, e, start, off + n, zl);
+      auto prefix = zip::read_member_prefix(s, e, start, off + n, limits);
       return std::vector<std::byte>(prefix.begin() + off, prefix.end());
     };
     const npy::Header h = npy::read_header(read, e.uncompressed_size, limits, what);

@@ -101,6 +101,10 @@ struct Obj {
 };
 
 constexpr Ref kNone = 0, kTrue = 1, kFalse = 2;
+// Fixed caps, bounded by the user's ones anyway: every stack entry is charged
+// to max_pickle_memory, and a state dict nests far less than containers may.
+constexpr std::uint64_t kMaxStack = 1u << 20;
+constexpr std::uint64_t kMaxExtractDepth = 32;
 
 class Machine {
  public:
@@ -121,10 +125,13 @@ class Machine {
   [[noreturn]] void over(const std::string& what, std::uint64_t cap) const {
     fail(ErrorKind::limit, "pickle: " + what + " exceeds the limit of " + std::to_string(cap));
   }
+  [[noreturn]] void over(const std::string& what, std::uint64_t Limits::*cap) const {
+    over_limit("pickle", what, cap, lim_);
+  }
 
   void charge(std::uint64_t bytes) {
     used_ += bytes;
-    if (used_ > lim_.max_working_set) over("working set", lim_.max_working_set);
+    if (used_ > lim_.max_pickle_memory) over("working set", &Limits::max_pickle_memory);
   }
   Obj& new_obj(Kind k) {
     charge(sizeof(Obj));
@@ -162,7 +169,7 @@ class Machine {
 
   // Stack.
   void push(Ref r) {
-    if (stack_.size() >= lim_.max_stack) over("stack depth", lim_.max_stack);
+    if (stack_.size() >= kMaxStack) over("stack depth", kMaxStack);
     stack_.push_back(r);
   }
   Ref pop() {
@@ -189,7 +196,7 @@ class Machine {
   // Values.
   void adopt(Ref parent, Ref child) {
     const std::uint32_t d = arena_[child].depth + 1;
-    if (d > lim_.max_nesting) over("nesting depth", lim_.max_nesting);
+    if (d > lim_.max_nesting) over("nesting depth " + std::to_string(d), &Limits::max_nesting);
     arena_[parent].depth = std::max(arena_[parent].depth, d);
   }
   Ref make_container(Kind k, std::vector<Ref> items) {
@@ -208,7 +215,8 @@ class Machine {
     }
   }
   Ref make_string(Kind k, std::uint64_t n) {
-    if (n > lim_.max_string) over("string length " + std::to_string(n), lim_.max_string);
+    if (n > lim_.max_string_bytes)
+      over("string of " + std::to_string(n) + " bytes", &Limits::max_string_bytes);
     const std::byte* p = take(n);  // checks n against the bytes left
     charge(n);
     const Ref r = new_ref(k);
@@ -400,7 +408,7 @@ Ref Machine::run() {
         push(new_ref(Kind::tuple));
         break;
       case '(':
-        if (marks_.size() >= lim_.max_marks) over("open MARKs", lim_.max_marks);
+        if (marks_.size() >= lim_.max_nesting) over("open MARKs", &Limits::max_nesting);
         marks_.push_back(stack_.size());
         break;
       case 't':
@@ -542,7 +550,8 @@ TensorRef Machine::make_tensor(Ref args_ref, const std::string& name) const {
   if (size.items.size() != stride.items.size()) {
     bad("tensor " + printable(name) + " size and stride ranks differ");
   }
-  if (size.items.size() > lim_.max_rank) over("tensor rank", lim_.max_rank);
+  if (size.items.size() > lim_.max_rank)
+    over("tensor rank " + std::to_string(size.items.size()), &Limits::max_rank);
   TensorRef t;
   t.name = name;
   t.storage.dtype = st.dtype;
@@ -558,7 +567,7 @@ TensorRef Machine::make_tensor(Ref args_ref, const std::string& name) const {
 
 void Machine::walk(Ref v, const std::string& name, std::uint64_t depth,
                    std::vector<TensorRef>& out) {
-  if (depth > lim_.max_extract_depth) over("state-dict nesting", lim_.max_extract_depth);
+  if (depth > kMaxExtractDepth) over("state-dict nesting", kMaxExtractDepth);
   // Shared containers could otherwise be walked exponentially many times.
   if (++visits_ > 2 * arena_.size() + 1024) over("values visited", 2 * arena_.size() + 1024);
   const Obj& o = arena_[v];
@@ -579,7 +588,7 @@ void Machine::walk(Ref v, const std::string& name, std::uint64_t depth,
       const Obj& fn = arena_[o.items[0]];
       const Obj& args = arena_[o.items[1]];
       if (fn.callable == Callable::rebuild_tensor_v2) {
-        if (out.size() >= lim_.max_tensors) over("tensor count", lim_.max_tensors);
+        if (out.size() >= lim_.max_tensors) over("tensor count", &Limits::max_tensors);
         out.push_back(make_tensor(o.items[1], name.empty() ? "tensor" : name));
       } else {  // a Parameter wraps its tensor as the first argument
         if (args.items.empty()) bad("parameter without a tensor");

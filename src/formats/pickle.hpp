@@ -14,19 +14,9 @@
 #include <vector>
 
 #include "mneme/dtype.hpp"
+#include "mneme/limits.hpp"
 
 namespace mneme::pickle {
-
-struct Limits {
-  std::uint64_t max_string = 64ull << 20;        // one str/bytes value
-  std::uint64_t max_working_set = 512ull << 20;  // all values, memo and stack
-  std::uint64_t max_stack = 1u << 20;            // stack entries
-  std::uint64_t max_marks = 256;                 // open MARKs
-  std::uint64_t max_nesting = 256;               // container depth
-  std::uint64_t max_extract_depth = 32;          // state-dict nesting walked
-  std::uint64_t max_tensors = 1'000'000;
-  std::uint64_t max_rank = 16;
-};
 
 // A persistent id ('storage', torch.<T>Storage, key, location, numel).
 struct StorageRef {
@@ -52,7 +42,9 @@ bool allowed_global(std::string_view module, std::string_view name);
 // Runs the VM over `pickle` and returns the tensors of the state dict it
 // holds, in pickle order. Error{security} for a global outside the allowlist
 // or an opcode that instantiates arbitrary objects, Error{limit} for a cap,
-// Error{parse} for anything malformed.
+// Error{parse} for anything malformed. Of `limits` it heeds max_string_bytes
+// (one str or bytes), max_pickle_memory (values, memo and stack), max_nesting
+// (containers and open MARKs), max_tensors and max_rank.
 std::vector<TensorRef> load_state_dict(std::span<const std::byte> pickle,
                                        const Limits& limits = {});
 

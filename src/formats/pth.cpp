@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -15,12 +16,11 @@
 namespace mneme {
 namespace {
 
-constexpr std::uint64_t kMaxPickleBytes = 100ull << 20;
 constexpr std::uint64_t kMaxByteorderBytes = 64;
 // A view may repeat storage bytes (zero strides, overlapping views), but the
-// whole file may not expand beyond this factor of its storages (plus slack
-// for small expanded scalars): a 4-byte storage is not a 4 TB tensor.
-constexpr std::uint64_t kMaxExpansion = 16;
+// whole file may not expand beyond Limits::max_view_expansion times its
+// storages, plus this slack for small expanded scalars: a 4-byte storage is
+// not a 4 TB tensor.
 constexpr std::uint64_t kExpansionSlack = 1ull << 20;
 
 [[noreturn]] void bad(const Source& src, const std::string& why) {
@@ -85,9 +85,7 @@ bool c_contiguous(const std::vector<std::uint64_t>& shape,
 Catalog parse_pth(SourcePtr src, const Limits& limits) {
   Source& s = *src;
   refuse_legacy(s);
-  zip::Limits zl;
-  zl.max_directory_bytes = std::min<std::uint64_t>(zl.max_directory_bytes, limits.max_header_bytes);
-  const zip::Archive ar = zip::read_archive(s, zl);
+  const zip::Archive ar = zip::read_archive(s, limits);
   const std::string prefix = find_prefix(s, ar);
   if (ar.find(prefix + "constants.pkl")) {
     fail(ErrorKind::unsupported, "pth " + printable(s.name()) +
@@ -97,7 +95,7 @@ Catalog parse_pth(SourcePtr src, const Limits& limits) {
 
   bool big_endian = false;
   if (const auto* e = ar.find(prefix + "byteorder")) {
-    const auto b = zip::read_member(s, *e, kMaxByteorderBytes, zl);
+    const auto b = zip::read_member(s, *e, kMaxByteorderBytes, limits);
     const std::string_view v(reinterpret_cast<const char*>(b.data()), b.size());
     if (v == "big") {
       big_endian = true;
@@ -106,12 +104,9 @@ Catalog parse_pth(SourcePtr src, const Limits& limits) {
     }
   }
 
-  const auto pkl = zip::read_member(s, *ar.find(prefix + "data.pkl"),
-                                    std::min(kMaxPickleBytes, limits.max_header_bytes), zl);
-  pickle::Limits pl;
-  pl.max_tensors = limits.max_tensors;
-  pl.max_rank = limits.max_rank;
-  const auto refs = pickle::load_state_dict(pkl, pl);
+  const auto pkl =
+      zip::read_member(s, *ar.find(prefix + "data.pkl"), limits.max_header_bytes, limits);
+  const auto refs = pickle::load_state_dict(pkl, limits);
 
   Catalog cat;
   cat.format = Format::pth;
@@ -171,12 +166,16 @@ Catalog parse_pth(SourcePtr src, const Limits& limits) {
     }
     cat.tensors.push_back(std::move(t));
   }
-  if (logical_bytes >
-      checked_add(checked_mul(storage_bytes, kMaxExpansion, "pth"), kExpansionSlack, "pth")) {
-    fail(ErrorKind::limit, "pth " + printable(s.name()) + ": tensors expand " +
-                               std::to_string(storage_bytes) + " storage bytes to " +
-                               std::to_string(logical_bytes) + " (more than " +
-                               std::to_string(kMaxExpansion) + "x)");
+  std::uint64_t ceiling = 0;  // saturates: no storage expands past 2^64 bytes
+  if (__builtin_mul_overflow(storage_bytes, limits.max_view_expansion, &ceiling) ||
+      __builtin_add_overflow(ceiling, kExpansionSlack, &ceiling)) {
+    ceiling = std::numeric_limits<std::uint64_t>::max();
+  }
+  if (logical_bytes > ceiling) {
+    over_limit("pth " + printable(s.name()),
+               "tensor views expanding " + std::to_string(storage_bytes) + " storage bytes to " +
+                   std::to_string(logical_bytes),
+               &Limits::max_view_expansion, limits);
   }
   return cat;
 }

@@ -39,6 +39,11 @@ std::uint64_t as_u64(const Source& src, const json::value& v, const std::string&
 TensorInfo parse_tensor(const Source& src, std::string_view name, const json::value& v,
                         const Limits& limits) {
   const std::string where = "tensor \"" + printable(name) + "\"";
+  if (name.size() > limits.max_name_bytes) {
+    over_limit("safetensors " + printable(src.name()),
+               where + " name of " + std::to_string(name.size()) + " bytes",
+               &Limits::max_name_bytes, limits);
+  }
   if (!v.is_object()) bad(src, where + " is not an object");
   const auto& o = v.get_object();
   for (const auto& kv : o) {
@@ -70,7 +75,10 @@ TensorInfo parse_tensor(const Source& src, std::string_view name, const json::va
   t.dtype = *dt;
 
   const auto& dims = shape->get_array();
-  if (dims.size() > limits.max_rank) bad(src, where + ": rank " + std::to_string(dims.size()) + " exceeds the limit");
+  if (dims.size() > limits.max_rank) {
+    over_limit("safetensors " + printable(src.name()),
+               where + " rank " + std::to_string(dims.size()), &Limits::max_rank, limits);
+  }
   t.shape.reserve(dims.size());
   for (const auto& d : dims) t.shape.push_back(as_u64(src, d, where + " shape entry"));
 
@@ -103,9 +111,8 @@ Catalog parse_safetensors(SourcePtr source, const Limits& limits) {
   std::uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<std::uint8_t>(prefix[static_cast<std::size_t>(i)]);
   if (n > limits.max_header_bytes) {
-    fail(ErrorKind::limit, "safetensors " + printable(src.name()) + ": header length " +
-                               std::to_string(n) + " exceeds the cap of " +
-                               std::to_string(limits.max_header_bytes));
+    over_limit("safetensors " + printable(src.name()), "header length " + std::to_string(n),
+               &Limits::max_header_bytes, limits);
   }
   const std::uint64_t data_start = checked_add(n, 8, "safetensors header length");
   if (size && data_start > *size) {
@@ -117,9 +124,10 @@ Catalog parse_safetensors(SourcePtr source, const Limits& limits) {
   const json::value root = parse_strict_json(header, "safetensors " + printable(src.name()) + " header");
   if (!root.is_object()) bad(src, "header is not a JSON object");
   const auto& obj = root.get_object();
-  if (obj.size() > limits.max_tensors) {
-    fail(ErrorKind::limit, "safetensors " + printable(src.name()) + ": " + std::to_string(obj.size()) +
-                               " entries exceed the tensor-count limit");
+  const std::size_t n_tensors = obj.size() - (obj.contains("__metadata__") ? 1 : 0);
+  if (n_tensors > limits.max_tensors) {
+    over_limit("safetensors " + printable(src.name()), std::to_string(n_tensors) + " tensors",
+               &Limits::max_tensors, limits);
   }
 
   Catalog cat;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "mneme/checked.hpp"
 #include "mneme/error.hpp"
@@ -75,7 +76,10 @@ TensorStream::TensorStream(const TensorInfo& t, std::string source_name)
     if (begin_ > layout.inflated_size || layout.inflated_size - begin_ < span_bytes_) {
       fail(ErrorKind::parse, what_ + ": elements past its inflated size");
     }
-    inflater_ = std::make_unique<Inflater>(t.data.length, layout.inflated_size);
+    // The catalog checked the declared ratio against the user's Limits; the
+    // inflater still holds the stream to its declared size.
+    inflater_ = std::make_unique<Inflater>(t.data.length, layout.inflated_size,
+                                           std::numeric_limits<std::uint64_t>::max());
     inflated_.resize(kInflateBuffer);
   } else {
     if (t.data.length < span_bytes_) {

@@ -257,9 +257,9 @@ std::uint64_t walk_to_end(Source& src, const Limits& limits) {
                  " keeps its sizes in a data descriptor after its data; "
                  "a zip with data descriptors needs a random-access source");
       }
-      if (++members > limits.max_entries) {
-        fail(ErrorKind::limit, "zip " + printable(src.name()) + ": more than " +
-                                   std::to_string(limits.max_entries) + " entries");
+      if (++members > limits.max_zip_entries) {
+        over_limit("zip " + printable(src.name()), std::to_string(members) + " members",
+                   &Limits::max_zip_entries, limits);
       }
       std::uint64_t csize = u32(h.data() + 18);
       const std::uint64_t usize = u32(h.data() + 22);
@@ -344,14 +344,14 @@ Archive read_archive(Source& src, const Limits& limits) {
   const std::uint64_t size = *size_opt;
   const Directory dir = find_directory(src, size);
 
-  if (dir.count > limits.max_entries) {
-    fail(ErrorKind::limit, "zip " + printable(src.name()) + ": " + std::to_string(dir.count) +
-                               " entries exceed the limit of " +
-                               std::to_string(limits.max_entries));
+  if (dir.count > limits.max_zip_entries) {
+    over_limit("zip " + printable(src.name()), std::to_string(dir.count) + " members",
+               &Limits::max_zip_entries, limits);
   }
-  if (dir.size > limits.max_directory_bytes) {
-    fail(ErrorKind::limit, "zip " + printable(src.name()) + ": central directory of " +
-                               std::to_string(dir.size) + " bytes exceeds the limit");
+  if (dir.size > limits.max_header_bytes) {
+    over_limit("zip " + printable(src.name()),
+               "central directory of " + std::to_string(dir.size) + " bytes",
+               &Limits::max_header_bytes, limits);
   }
   // Never size anything from the count alone (Go CVE-2021-33196): each entry
   // needs at least 46 directory bytes.
@@ -377,9 +377,10 @@ Archive read_archive(Source& src, const Limits& limits) {
     const std::uint64_t rec_len = kCentralSize + name_len + extra_len + comment_len;
     if (dir.size - pos < rec_len) bad(src, "central directory entry runs past the directory");
     if (name_len == 0) bad(src, "empty member name");
-    if (name_len > limits.max_name_len) {
-      fail(ErrorKind::limit, "zip " + printable(src.name()) + ": member name of " +
-                                 std::to_string(name_len) + " bytes exceeds the limit");
+    if (name_len > limits.max_name_bytes) {
+      over_limit("zip " + printable(src.name()),
+                 "member name of " + std::to_string(name_len) + " bytes", &Limits::max_name_bytes,
+                 limits);
     }
     std::string name(reinterpret_cast<const char*>(h + kCentralSize), name_len);
     if (!valid_utf8(name)) bad(src, "member name is not UTF-8 or holds NUL: " + printable(name));
@@ -437,10 +438,11 @@ Archive read_archive(Source& src, const Limits& limits) {
     if (method == 8) {
       std::uint64_t ceiling;
       if (csize == 0 && usize > 0) bad(src, "deflated member " + printable(name) + " is empty");
-      if (!__builtin_mul_overflow(csize, limits.max_ratio, &ceiling) && usize > ceiling) {
-        fail(ErrorKind::limit, "zip " + printable(src.name()) + ": member " + printable(name) +
-                                   " declares a compression ratio above " +
-                                   std::to_string(limits.max_ratio) + ":1 (zip bomb?)");
+      if (!__builtin_mul_overflow(csize, limits.max_zip_ratio, &ceiling) && usize > ceiling) {
+        over_limit("zip " + printable(src.name()),
+                   "member " + printable(name) + " inflating " + std::to_string(csize) +
+                       " bytes to " + std::to_string(usize) + " (zip bomb?)",
+                   &Limits::max_zip_ratio, limits);
       }
     }
     // The local header, the name and the data must fit before the directory.
@@ -530,7 +532,7 @@ std::vector<std::byte> read_member_prefix(Source& src, const Entry& e, std::uint
     src.read_at(data_start, out);
     return out;
   }
-  Inflater inf(e.compressed_size, e.uncompressed_size, limits.max_ratio);
+  Inflater inf(e.compressed_size, e.uncompressed_size, limits.max_zip_ratio);
   // An honest stream yields `want` bytes from about as many compressed ones;
   // runs of empty blocks that yield nothing are cut off.
   const std::uint64_t max_in = checked_add(2 * static_cast<std::uint64_t>(want), 65536, "inflate");
@@ -588,7 +590,7 @@ std::vector<std::byte> read_member(Source& src, const Entry& e, std::uint64_t ma
     return out;
   }
   std::vector<std::byte> out(e.uncompressed_size);
-  Inflater inf(e.compressed_size, e.uncompressed_size, limits.max_ratio);
+  Inflater inf(e.compressed_size, e.uncompressed_size, limits.max_zip_ratio);
   std::vector<std::byte> chunk(std::min<std::uint64_t>(e.compressed_size, 65536));
   std::size_t produced = 0;
   while (!inf.finished()) {

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "mneme/limits.hpp"
 #include "mneme/source.hpp"
 
 namespace mneme {
@@ -27,15 +28,6 @@ bool looks_like_zip(std::span<const std::byte> first_bytes);
 namespace mneme::zip {
 
 enum class Method : std::uint16_t { stored = 0, deflated = 8 };
-
-struct Limits {
-  std::uint64_t max_entries = 1u << 20;
-  std::uint64_t max_name_len = 4096;
-  std::uint64_t max_directory_bytes = 100'000'000;  // central directory size
-  // Declared inflated size over compressed size. Deflate cannot exceed about
-  // 1032:1, so a legitimate stream always passes and a bigger claim is a lie.
-  std::uint64_t max_ratio = 1100;
-};
 
 struct Entry {
   std::string name;  // valid UTF-8, no NUL

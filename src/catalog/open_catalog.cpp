@@ -9,6 +9,7 @@
 #include <set>
 #include <span>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <boost/json.hpp>
 
@@ -30,6 +31,8 @@ namespace fs = std::filesystem;
 namespace json = boost::json;
 
 // Appends `part` to `into`, renumbering its sources; names must stay unique.
+// The first part moves in whole; `seen` (name -> index) is built only when a
+// second part arrives, so a one-file model never pays for it.
 void merge(Catalog& into, Catalog&& part, std::unordered_map<std::string, std::size_t>& seen) {
   if (into.sources.empty()) {
     into.format = part.format;
@@ -43,10 +46,23 @@ void merge(Catalog& into, Catalog&& part, std::unordered_map<std::string, std::s
     into.sources.push_back(std::move(s));
   }
   for (auto& t : part.tensors) {
+    t.data.source += base;
+  }
+  if (into.tensors.empty()) {
+    into.tensors = std::move(part.tensors);
+    return;
+  }
+  if (seen.empty()) {
+    seen.reserve(into.tensors.size() + part.tensors.size());
+    for (std::size_t i = 0; i < into.tensors.size(); ++i) {
+      seen.emplace(into.tensors[i].name, i);
+    }
+  }
+  into.tensors.reserve(into.tensors.size() + part.tensors.size());
+  for (auto& t : part.tensors) {
     if (!seen.emplace(t.name, into.tensors.size()).second) {
       fail(ErrorKind::parse, "tensor \"" + printable(t.name) + "\" appears in more than one shard");
     }
-    t.data.source += base;
     into.tensors.push_back(std::move(t));
   }
 }
@@ -216,10 +232,15 @@ Catalog open_safetensors_index(const std::string& index_path, boost::asio::any_i
     }
     merge(cat, std::move(part), seen);
   }
-  for (const auto& [name, shard] : tensor_shard) {
-    if (!seen.count(name)) {
-      fail(ErrorKind::parse,
-           where + ": tensor \"" + printable(name) + "\" is missing from " + printable(shard));
+  // Every tensor read is mapped and unique, so equal counts mean none is missing.
+  if (cat.tensors.size() != tensor_shard.size()) {
+    std::unordered_set<std::string_view> present;
+    for (const auto& t : cat.tensors) present.insert(t.name);
+    for (const auto& [name, shard] : tensor_shard) {
+      if (!present.count(name)) {
+        fail(ErrorKind::parse,
+             where + ": tensor \"" + printable(name) + "\" is missing from " + printable(shard));
+      }
     }
   }
   return cat;

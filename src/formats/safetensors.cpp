@@ -5,14 +5,16 @@
 // enforced, plus duplicate-key rejection and strict field typing.
 #include <algorithm>
 #include <array>
+#include <optional>
 #include <string>
+#include <unordered_set>
+#include <vector>
 
-#include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 
 #include "mneme/checked.hpp"
 #include "mneme/error.hpp"
 #include "mneme/formats.hpp"
-#include "src/formats/strict_json.hpp"
 
 namespace mneme {
 namespace {
@@ -30,73 +32,326 @@ bool known_unsupported_dtype(std::string_view name) {
   return std::find(kNames.begin(), kNames.end(), name) != kNames.end();
 }
 
-std::uint64_t as_u64(const Source& src, const json::value& v, const std::string& what) {
-  if (v.is_uint64()) return v.get_uint64();
-  if (v.is_int64() && v.get_int64() >= 0) return static_cast<std::uint64_t>(v.get_int64());
-  bad(src, what + " must be a non-negative integer");
-}
-
-TensorInfo parse_tensor(const Source& src, std::string_view name, const json::value& v,
-                        const Limits& limits) {
+// What one tensor entry ({"dtype": ..., "shape": [...], "data_offsets": [b, e]})
+// said, checked into a TensorInfo when its object closes.
+TensorInfo finish_tensor(const Source& src, std::string name, std::string_view dtype,
+                         std::vector<std::uint64_t> shape, const std::uint64_t (&offsets)[2]) {
   const std::string where = "tensor \"" + printable(name) + "\"";
-  if (name.size() > limits.max_name_bytes) {
-    over_limit("safetensors " + printable(src.name()),
-               where + " name of " + std::to_string(name.size()) + " bytes",
-               &Limits::max_name_bytes, limits);
-  }
-  if (!v.is_object()) bad(src, where + " is not an object");
-  const auto& o = v.get_object();
-  for (const auto& kv : o) {
-    if (kv.key() != "dtype" && kv.key() != "shape" && kv.key() != "data_offsets") {
-      bad(src, where + " has unknown field \"" + printable(kv.key()) + "\"");
-    }
-  }
-  const auto* dtype = o.if_contains("dtype");
-  const auto* shape = o.if_contains("shape");
-  const auto* offsets = o.if_contains("data_offsets");
-  if (!dtype || !shape || !offsets) bad(src, where + " needs dtype, shape and data_offsets");
-  if (!dtype->is_string()) bad(src, where + ": dtype is not a string");
-  if (!shape->is_array()) bad(src, where + ": shape is not an array");
-  if (!offsets->is_array() || offsets->get_array().size() != 2) {
-    bad(src, where + ": data_offsets is not [begin, end]");
-  }
-
   TensorInfo t;
-  t.name = std::string(name);
-  const std::string_view dname(dtype->get_string().data(), dtype->get_string().size());
-  const auto dt = dtype_from_name(dname);
+  const auto dt = dtype_from_name(dtype);
   if (!dt) {
-    if (known_unsupported_dtype(dname)) {
+    if (known_unsupported_dtype(dtype)) {
       fail(ErrorKind::unsupported, "safetensors " + printable(src.name()) + ": " + where +
-                                       " has dtype " + std::string(dname) + ", not supported yet");
+                                       " has dtype " + std::string(dtype) + ", not supported yet");
     }
-    bad(src, where + " has unknown dtype \"" + printable(dname) + "\"");
+    bad(src, where + " has unknown dtype \"" + printable(dtype) + "\"");
   }
   t.dtype = *dt;
-
-  const auto& dims = shape->get_array();
-  if (dims.size() > limits.max_rank) {
-    over_limit("safetensors " + printable(src.name()),
-               where + " rank " + std::to_string(dims.size()), &Limits::max_rank, limits);
-  }
-  t.shape.reserve(dims.size());
-  for (const auto& d : dims) t.shape.push_back(as_u64(src, d, where + " shape entry"));
-
-  const std::uint64_t begin = as_u64(src, offsets->get_array()[0], where + " data_offsets");
-  const std::uint64_t end = as_u64(src, offsets->get_array()[1], where + " data_offsets");
-  if (end < begin) bad(src, where + ": data_offsets end < begin");
-  t.data = Extent{0, begin, end - begin};
-
+  if (offsets[1] < offsets[0]) bad(src, where + ": data_offsets end < begin");
+  t.data = Extent{0, offsets[0], offsets[1] - offsets[0]};
   // Checked: the element count and byte size may overflow (e.g. [2^33, 2^33, 0]
   // overflows before the zero: rejected, as a defined policy).
   std::uint64_t elements = 1;
-  for (auto d : t.shape) elements = checked_mul(elements, d, "safetensors " + where + " element count");
+  for (auto d : shape)
+    elements = checked_mul(elements, d, "safetensors " + where + " element count");
   const std::uint64_t bytes = checked_mul(elements, dtype_size(t.dtype), "safetensors " + where + " byte size");
   if (bytes != t.data.length) {
     bad(src, where + ": shape x dtype is " + std::to_string(bytes) + " bytes but data_offsets span " +
                  std::to_string(t.data.length));
   }
+  t.name = std::move(name);
+  t.shape = std::move(shape);
   return t;
+}
+
+// Reads the header in one pass of Boost.JSON's SAX parser straight into the
+// catalog: no document tree, no second pass for duplicate keys. Everything
+// the format allows has a fixed place (the top object's tensors and
+// __metadata__, a tensor's three fields, the shape and offset integers), so
+// anything else is refused the moment it appears and nesting never exceeds
+// three. The first problem is kept and the parse stops (a handler returning
+// false); parse_safetensors throws it. Tensor names are checked for
+// duplicates once all are read; metadata keys and a tensor's fields as they
+// come.
+class HeaderReader {
+ public:
+  static constexpr std::size_t max_object_size = std::size_t(-1);
+  static constexpr std::size_t max_array_size = std::size_t(-1);
+  static constexpr std::size_t max_key_size = std::size_t(-1);
+  static constexpr std::size_t max_string_size = std::size_t(-1);
+
+  HeaderReader(const Source& src, const Limits& limits, Catalog& cat)
+      : src_(src), limits_(limits), cat_(cat) {}
+
+  // The problem that stopped the parse, if a rule (not the JSON grammar) did.
+  const std::optional<Error>& problem() const { return problem_; }
+
+  bool on_document_begin(json::error_code&) { return true; }
+  bool on_document_end(json::error_code&) { return true; }
+
+  bool on_object_begin(json::error_code& ec) {
+    switch (at_) {
+      case At::document:
+        return go(At::top);
+      case At::top_value:
+        if (metadata_) return go(At::metadata);
+        pending_ = Pending{};
+        return go(At::tensor);
+      default:
+        return refuse(ec, unexpected("an object"));
+    }
+  }
+  bool on_object_end(std::size_t, json::error_code& ec) {
+    switch (at_) {
+      case At::top:
+        return go(At::done);
+      case At::metadata:
+        return go(At::top);
+      case At::tensor:
+        return end_tensor(ec);
+      default:
+        return refuse(ec, unexpected("'}'"));
+    }
+  }
+  bool on_array_begin(json::error_code& ec) {
+    if (at_ == At::field_value && (field_ == Field::shape || field_ == Field::offsets)) {
+      return go(field_ == Field::shape ? At::shape : At::offsets);
+    }
+    return refuse(ec, unexpected("an array"));
+  }
+  bool on_array_end(std::size_t n, json::error_code& ec) {
+    if (at_ == At::offsets && n != 2)
+      return refuse(ec, where() + ": data_offsets is not [begin, end]");
+    if (at_ == At::shape || at_ == At::offsets) return go(At::tensor);
+    return refuse(ec, unexpected("']'"));
+  }
+
+  bool on_key_part(json::string_view s, std::size_t, json::error_code&) {
+    text_.append(s.data(), s.size());
+    return true;
+  }
+  bool on_key(json::string_view s, std::size_t, json::error_code& ec) {
+    text_.append(s.data(), s.size());
+    switch (at_) {
+      case At::top:
+        return top_key(ec);
+      case At::metadata:
+        if (!metadata_keys_.insert(text_).second)
+          return refuse(ec, "duplicate key \"" + printable(text_) + "\"");
+        metadata_key_ = std::move(text_);
+        text_.clear();
+        return go(At::metadata_value);
+      case At::tensor:
+        return tensor_key(ec);
+      default:
+        return refuse(ec, unexpected("a key"));
+    }
+  }
+
+  bool on_string_part(json::string_view s, std::size_t, json::error_code&) {
+    text_.append(s.data(), s.size());
+    return true;
+  }
+  bool on_string(json::string_view s, std::size_t, json::error_code& ec) {
+    text_.append(s.data(), s.size());
+    if (at_ == At::metadata_value) {
+      cat_.header.metadata.emplace_back(std::move(metadata_key_), std::move(text_));
+      text_.clear();
+      return go(At::metadata);
+    }
+    if (at_ == At::field_value && field_ == Field::dtype) {
+      pending_.dtype = std::move(text_);
+      text_.clear();
+      return go(At::tensor);
+    }
+    return refuse(ec, unexpected("a string"));
+  }
+
+  bool on_number_part(json::string_view, json::error_code&) { return true; }
+  bool on_int64(std::int64_t v, json::string_view, json::error_code& ec) {
+    if (v < 0) return not_an_integer(ec);
+    return integer(static_cast<std::uint64_t>(v), ec);
+  }
+  bool on_uint64(std::uint64_t v, json::string_view, json::error_code& ec) {
+    return integer(v, ec);
+  }
+  bool on_double(double, json::string_view, json::error_code& ec) { return not_an_integer(ec); }
+  bool on_bool(bool, json::error_code& ec) { return scalar(ec, "a boolean"); }
+  bool on_null(json::error_code& ec) { return scalar(ec, "null"); }
+  bool on_comment_part(json::string_view, json::error_code&) { return true; }
+  bool on_comment(json::string_view, json::error_code&) { return true; }
+
+ private:
+  // Where the parse is: what the next event may be.
+  enum class At {
+    document,
+    top,
+    top_value,
+    metadata,
+    metadata_value,
+    tensor,
+    field_value,
+    shape,
+    offsets,
+    done
+  };
+  enum class Field { dtype, shape, offsets };
+  struct Pending {
+    std::string dtype;
+    std::vector<std::uint64_t> shape;
+    std::uint64_t offsets[2] = {0, 0};
+    unsigned n_offsets = 0;
+    unsigned seen = 0;  // bit per Field
+  };
+
+  bool go(At at) {
+    at_ = at;
+    return true;
+  }
+  bool refuse(json::error_code& ec, const std::string& why, ErrorKind kind = ErrorKind::parse) {
+    problem_ = Error(kind, "safetensors " + printable(src_.name()) + ": " + why);
+    ec = json::error::syntax;  // any code: the problem above is what is reported
+    return false;
+  }
+  std::string where() const { return "tensor \"" + printable(name_) + "\""; }
+  std::string unexpected(const char* what) const {
+    switch (at_) {
+      case At::document:
+        return "header is not a JSON object";
+      case At::top_value:
+        return metadata_ ? "__metadata__ is not an object" : where() + " is not an object";
+      case At::metadata_value:
+        return "__metadata__ value of \"" + printable(metadata_key_) + "\" is not a string";
+      case At::field_value:
+        return where() + ": " +
+               (field_ == Field::dtype   ? "dtype is not a string"
+                : field_ == Field::shape ? "shape is not an array"
+                                         : "data_offsets is not [begin, end]");
+      case At::shape:
+        return where() + " shape entry must be a non-negative integer";
+      case At::offsets:
+        return where() + " data_offsets must be non-negative integers";
+      default:
+        return std::string("unexpected ") + what + " in the header";
+    }
+  }
+  bool scalar(json::error_code& ec, const char* what) { return refuse(ec, unexpected(what)); }
+  bool not_an_integer(json::error_code& ec) {
+    if (at_ == At::shape || at_ == At::offsets) return refuse(ec, unexpected("a number"));
+    return scalar(ec, "a number");
+  }
+  bool integer(std::uint64_t v, json::error_code& ec) {
+    if (at_ == At::shape) {
+      if (pending_.shape.size() == limits_.max_rank) {
+        try {
+          over_limit("safetensors " + printable(src_.name()),
+                     where() + " rank " + std::to_string(pending_.shape.size() + 1),
+                     &Limits::max_rank, limits_);
+        } catch (const Error& e) {
+          problem_ = e;
+          ec = json::error::syntax;
+          return false;
+        }
+      }
+      pending_.shape.push_back(v);
+      return true;
+    }
+    if (at_ == At::offsets) {
+      if (pending_.n_offsets == 2)
+        return refuse(ec, where() + ": data_offsets is not [begin, end]");
+      pending_.offsets[pending_.n_offsets++] = v;
+      return true;
+    }
+    return scalar(ec, "a number");
+  }
+
+  bool top_key(json::error_code& ec) {
+    if (text_ == "__metadata__") {
+      if (seen_metadata_) return refuse(ec, "duplicate key \"__metadata__\"");
+      seen_metadata_ = metadata_ = true;
+      text_.clear();
+      return go(At::top_value);
+    }
+    metadata_ = false;
+    name_ = std::move(text_);
+    text_.clear();
+    try {
+      if (name_.size() > limits_.max_name_bytes) {
+        over_limit("safetensors " + printable(src_.name()),
+                   where() + " name of " + std::to_string(name_.size()) + " bytes",
+                   &Limits::max_name_bytes, limits_);
+      }
+      if (cat_.tensors.size() == limits_.max_tensors) {
+        over_limit("safetensors " + printable(src_.name()),
+                   "more than " + std::to_string(limits_.max_tensors) + " tensors",
+                   &Limits::max_tensors, limits_);
+      }
+    } catch (const Error& e) {
+      problem_ = e;
+      ec = json::error::syntax;
+      return false;
+    }
+    return go(At::top_value);
+  }
+
+  bool tensor_key(json::error_code& ec) {
+    if (text_ == "dtype") {
+      field_ = Field::dtype;
+    } else if (text_ == "shape") {
+      field_ = Field::shape;
+    } else if (text_ == "data_offsets") {
+      field_ = Field::offsets;
+    } else {
+      return refuse(ec, where() + " has unknown field \"" + printable(text_) + "\"");
+    }
+    const unsigned bit = 1u << static_cast<unsigned>(field_);
+    if (pending_.seen & bit) return refuse(ec, "duplicate key \"" + printable(text_) + "\"");
+    pending_.seen |= bit;
+    text_.clear();
+    return go(At::field_value);
+  }
+
+  bool end_tensor(json::error_code& ec) {
+    if (pending_.seen != 7) return refuse(ec, where() + " needs dtype, shape and data_offsets");
+    try {
+      cat_.tensors.push_back(finish_tensor(src_, std::move(name_), pending_.dtype,
+                                           std::move(pending_.shape), pending_.offsets));
+    } catch (const Error& e) {
+      problem_ = e;
+      ec = json::error::syntax;
+      return false;
+    }
+    name_.clear();
+    return go(At::top);
+  }
+
+  const Source& src_;
+  const Limits& limits_;
+  Catalog& cat_;
+  At at_ = At::document;
+  Field field_ = Field::dtype;
+  bool metadata_ = false;  // the top-level value being read is __metadata__
+  bool seen_metadata_ = false;
+  std::string text_;  // the key or string being read (it may come in parts)
+  std::string name_;  // the tensor being read
+  std::string metadata_key_;
+  std::unordered_set<std::string> metadata_keys_;
+  Pending pending_;
+  std::optional<Error> problem_;
+};
+
+// A tensor name appearing twice, found by sorting indices by name (8 bytes
+// per tensor, no copies of the names).
+void refuse_duplicate_names(const Source& src, const std::vector<TensorInfo>& tensors) {
+  std::vector<std::size_t> by_name(tensors.size());
+  for (std::size_t i = 0; i < by_name.size(); ++i) by_name[i] = i;
+  std::sort(by_name.begin(), by_name.end(),
+            [&](std::size_t a, std::size_t b) { return tensors[a].name < tensors[b].name; });
+  for (std::size_t i = 1; i < by_name.size(); ++i) {
+    if (tensors[by_name[i]].name == tensors[by_name[i - 1]].name) {
+      bad(src, "duplicate key \"" + printable(tensors[by_name[i]].name) + "\"");
+    }
+  }
 }
 
 }  // namespace
@@ -121,41 +376,59 @@ Catalog parse_safetensors(SourcePtr source, const Limits& limits) {
 
   std::string header(n, '\0');  // bounded by the cap and the file size above
   source->read_at(8, std::as_writable_bytes(std::span(header.data(), header.size())));
-  const json::value root = parse_strict_json(header, "safetensors " + printable(src.name()) + " header");
-  if (!root.is_object()) bad(src, "header is not a JSON object");
-  const auto& obj = root.get_object();
-  const std::size_t n_tensors = obj.size() - (obj.contains("__metadata__") ? 1 : 0);
-  if (n_tensors > limits.max_tensors) {
-    over_limit("safetensors " + printable(src.name()), std::to_string(n_tensors) + " tensors",
-               &Limits::max_tensors, limits);
-  }
-
   Catalog cat;
   cat.format = Format::safetensors;
   cat.sources.push_back(source);
-  cat.tensors.reserve(obj.size());
-  for (const auto& kv : obj) {
-    const std::string_view key(kv.key().data(), kv.key().size());
-    if (key == "__metadata__") {
-      if (!kv.value().is_object()) bad(src, "__metadata__ is not an object");
-      for (const auto& m : kv.value().get_object()) {
-        if (!m.value().is_string()) {
-          bad(src, "__metadata__ value of \"" + printable(m.key()) + "\" is not a string");
-        }
-        cat.header.metadata.emplace_back(std::string(m.key()), std::string(m.value().get_string()));
-      }
-      continue;
-    }
-    cat.tensors.push_back(parse_tensor(src, key, kv.value(), limits));
+  // Each tensor entry spells "data_offsets" once (an escaped spelling only
+  // makes this hint short): room for all of them, so the list never regrows.
+  // No entry is shorter than kMinEntry bytes, which bounds what a header of
+  // nothing but "data_offsets" could make it reserve.
+  std::size_t hint = 0;
+  for (auto at = header.find("\"data_offsets\""); at != std::string::npos;
+       at = header.find("\"data_offsets\"", at + 14)) {
+    ++hint;
   }
+  constexpr std::size_t kMinEntry = 48;  // "a":{"dtype":"F32","shape":[],"data_offsets":[0,0]},
+  cat.tensors.reserve(
+      std::min<std::uint64_t>({hint, header.size() / kMinEntry, limits.max_tensors}));
+
+  json::parse_options opts;
+  opts.max_depth = 8;  // the reader refuses anything deeper than 3 first
+  json::basic_parser<HeaderReader> reader(opts, src, limits, cat);
+  json::error_code ec;
+  const std::size_t used = reader.write_some(false, header.data(), header.size(), ec);
+  if (const auto& p = reader.handler().problem()) throw *p;
+  if (ec) bad(src, "header: invalid JSON (" + ec.message() + ")");
+  if (used != header.size())
+    bad(src, "header: bytes after the JSON object (NUL padding is not JSON)");
+  refuse_duplicate_names(src, cat.tensors);
 
   // Exact tiling of the data section: sorted by offset, first at 0, no gaps,
-  // no overlap, last ending at end of file.
-  std::stable_sort(cat.tensors.begin(), cat.tensors.end(),
-                   [](const TensorInfo& a, const TensorInfo& b) {
-                     return a.data.offset < b.data.offset ||
-                            (a.data.offset == b.data.offset && a.data.length < b.data.length);
-                   });
+  // no overlap, last ending at end of file. The order is found on
+  // indices and applied by following its cycles, so no tensor is copied and
+  // no second list is held (ties keep header order, as a stable sort would).
+  std::vector<std::size_t> order(cat.tensors.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  const auto& ts = cat.tensors;
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    const Extent &x = ts[a].data, &y = ts[b].data;
+    return x.offset != y.offset   ? x.offset < y.offset
+           : x.length != y.length ? x.length < y.length
+                                  : a < b;
+  });
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    if (order[i] == i) continue;
+    TensorInfo held = std::move(cat.tensors[i]);
+    std::size_t at = i;
+    while (order[at] != i) {
+      const std::size_t from = order[at];
+      cat.tensors[at] = std::move(cat.tensors[from]);
+      order[at] = at;
+      at = from;
+    }
+    cat.tensors[at] = std::move(held);
+    order[at] = at;
+  }
   std::uint64_t expected = 0;
   for (const auto& t : cat.tensors) {
     if (t.data.offset != expected) {

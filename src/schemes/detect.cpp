@@ -14,6 +14,7 @@ namespace mneme {
 
 DetectContext::DetectContext(Catalog& c, const QuantConfig& q)
     : catalog(c), config(q), companion_(c.tensors.size(), false) {
+  by_name_.reserve(c.tensors.size());
   for (std::size_t i = 0; i < c.tensors.size(); ++i) {
     by_name_.emplace(c.tensors[i].name, i);
   }
@@ -66,14 +67,16 @@ void DetectContext::release_claims() {
 }
 
 void DetectContext::remove_companions() {
-  std::vector<TensorInfo> kept;
-  kept.reserve(catalog.tensors.size());
+  // In place, in order: no second tensor list.
+  std::size_t kept = 0;
   for (std::size_t i = 0; i < catalog.tensors.size(); ++i) {
     if (!companion_[i]) {
-      kept.push_back(std::move(catalog.tensors[i]));
+      if (kept != i) catalog.tensors[kept] = std::move(catalog.tensors[i]);
+      ++kept;
     }
   }
-  catalog.tensors = std::move(kept);
+  catalog.tensors.erase(catalog.tensors.begin() + static_cast<std::ptrdiff_t>(kept),
+                        catalog.tensors.end());
 }
 
 void scheme_error(const std::string& scheme, const std::string& tensor, const std::string& why) {

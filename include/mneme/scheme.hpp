@@ -6,7 +6,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
+#include <type_traits>
+#include <utility>
 #include <string>
 #include <variant>
 #include <vector>
@@ -119,14 +122,72 @@ struct BnbInt8 {
   }
 };
 
+// A scheme with companions, held on the heap: most tensors of a model are
+// Plain or GgufBlocks, and a Scheme holding a Bnb4 inline would make every
+// TensorInfo carry room for five companions (about 500 bytes). Copies are
+// deep; a moved-from box is empty and only assigned to or destroyed.
+template <class T>
+class Boxed {
+ public:
+  Boxed(T value) : held_(std::make_unique<T>(std::move(value))) {}  // NOLINT: implicit by design
+  Boxed(const Boxed& other) : held_(std::make_unique<T>(*other.held_)) {}
+  Boxed(Boxed&&) noexcept = default;
+  Boxed& operator=(const Boxed& other) {
+    held_ = std::make_unique<T>(*other.held_);
+    return *this;
+  }
+  Boxed& operator=(Boxed&&) noexcept = default;
+  ~Boxed() = default;
+
+  const T& operator*() const { return *held_; }
+  T& operator*() { return *held_; }
+
+ private:
+  std::unique_ptr<T> held_;
+};
+
+template <class T>
+const T& unbox(const T& value) {
+  return value;
+}
+template <class T>
+const T& unbox(const Boxed<T>& value) {
+  return *value;
+}
+
+// How T is held in a Scheme: inline when it has no companions.
+template <class T>
+using Held = std::conditional_t<std::is_same_v<T, Plain> || std::is_same_v<T, GgufBlocks>, T, Boxed<T>>;
+
 }  // namespace scheme
 
-using Scheme = std::variant<scheme::Plain, scheme::GgufBlocks, scheme::Fp8, scheme::Gptq,
-                            scheme::Awq, scheme::Bnb4, scheme::BnbInt8>;
+using Scheme = std::variant<scheme::Plain, scheme::GgufBlocks, scheme::Boxed<scheme::Fp8>,
+                            scheme::Boxed<scheme::Gptq>, scheme::Boxed<scheme::Awq>,
+                            scheme::Boxed<scheme::Bnb4>, scheme::Boxed<scheme::BnbInt8>>;
+
+// Calls f with the scheme itself (a scheme::Gptq, never its box).
+template <class F>
+decltype(auto) visit_scheme(F&& f, const Scheme& s) {
+  return std::visit([&](const auto& held) -> decltype(auto) { return f(scheme::unbox(held)); }, s);
+}
+
+// The variant index of scheme T, and whether `s` is one.
+template <class T>
+constexpr std::size_t scheme_index() {
+  return []<std::size_t... I>(std::index_sequence<I...>) {
+    std::size_t index = 0;
+    ((std::is_same_v<std::variant_alternative_t<I, Scheme>, scheme::Held<T>> ? (index = I, true) : false) || ...);
+    return index;
+  }(std::make_index_sequence<std::variant_size_v<Scheme>>{});
+}
+template <class T>
+bool holds(const Scheme& s) {
+  return s.index() == scheme_index<T>();
+}
 
 // Every companion a scheme holds, in a fixed order per scheme.
 inline std::vector<const Companion*> companions_of(const Scheme& s) {
-  return std::visit([](const auto& v) { return v.companions(); }, s);
+  return visit_scheme([](const auto& v) { return v.companions(); }, s);
 }
 // The same, to renumber or move them.
 inline std::vector<Companion*> companions_of(Scheme& s) {

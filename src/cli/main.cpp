@@ -508,7 +508,7 @@ bool is_activation_scale(const std::string& name) {
 std::function<bool(const TensorInfo&)> without_activation_scales(const Catalog& cat,
                                                                  std::size_t& dropped) {
   const bool fp8 = std::any_of(cat.tensors.begin(), cat.tensors.end(), [](const TensorInfo& t) {
-    return std::holds_alternative<scheme::Fp8>(t.scheme);
+    return holds<scheme::Fp8>(t.scheme);
   });
   if (!fp8) {
     return {};

@@ -303,7 +303,7 @@ std::unique_ptr<Codec> plain_codec(const TensorInfo& t, std::optional<OutType> t
 
 std::unique_ptr<Codec> make_codec(const TensorInfo& t, std::optional<OutType> to) {
   const DType out = to_dtype(to.value_or(OutType::bf16));  // quantized schemes always decode
-  return std::visit(
+  return visit_scheme(
       [&](const auto& s) -> std::unique_ptr<Codec> {
         using S = std::decay_t<decltype(s)>;
         if constexpr (std::is_same_v<S, scheme::Plain>) {

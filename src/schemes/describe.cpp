@@ -13,7 +13,7 @@ namespace mneme {
 namespace gg = kernels::gguf;
 
 std::string tensor_type_name(const TensorInfo& t) {
-  return std::visit(
+  return visit_scheme(
       [&](const auto& q) -> std::string {
         using T = std::decay_t<decltype(q)>;
         if constexpr (std::is_same_v<T, scheme::GgufBlocks>) {
@@ -40,7 +40,7 @@ std::string scheme_description(const TensorInfo& t) {
   const auto group = [&](std::uint64_t g) {
     return g == t.shape.at(1) ? std::string("per-row") : "group " + std::to_string(g);
   };
-  return std::visit(
+  return visit_scheme(
       [&](const auto& q) -> std::string {
         using T = std::decay_t<decltype(q)>;
         if constexpr (std::is_same_v<T, scheme::Fp8>) {

@@ -89,7 +89,7 @@ namespace {
 // The variant index of scheme type T.
 template <class T>
 constexpr std::size_t kind() {
-  return Scheme(T{}).index();
+  return scheme_index<T>();
 }
 
 void check_method(const QuantConfig& config, const std::unordered_set<std::size_t>& found) {

@@ -145,6 +145,7 @@ Plan make_plan(const Catalog& catalog, const PlanOptions& options) {
   Builder b{options, {}, {}, std::vector<std::vector<Chunk>>(catalog.sources.size())};
   Plan& plan = b.plan;
   plan.outputs.reserve(catalog.tensors.size());
+  b.detail.outputs.reserve(catalog.tensors.size());
   b.detail.to = options.to;
 
   for (std::size_t i = 0; i < catalog.tensors.size(); ++i) {
@@ -179,6 +180,9 @@ Plan make_plan(const Catalog& catalog, const PlanOptions& options) {
       return x.input.offset < y.input.offset;
     });
     total += chunks.size();
+  }
+  if (b.per_source.size() == 1) {
+    plan.chunks = std::move(b.per_source.front());  // nothing to interleave
   }
   plan.chunks.reserve(total);
   for (std::size_t round = 0; plan.chunks.size() < total; ++round) {

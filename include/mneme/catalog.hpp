@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "mneme/boxed.hpp"
 #include "mneme/dtype.hpp"
 #include "mneme/limits.hpp"
 #include "mneme/scheme.hpp"
@@ -30,12 +31,12 @@ std::string_view format_name(Format f) noexcept;
 struct Layout {
   enum class Compression : std::uint8_t { none, deflate };
   Compression compression = Compression::none;
+  bool byte_swapped = false;  // stored big-endian
   // deflate: the tensor's bytes are [inflated_offset, inflated_offset +
   // element bytes) of the inflated stream of `data`, which inflates to
   // exactly inflated_size bytes.
   std::uint64_t inflated_offset = 0;
   std::uint64_t inflated_size = 0;
-  bool byte_swapped = false;           // stored big-endian
   std::vector<std::uint64_t> strides;  // element strides per dim; empty = C-contiguous
 
   // A tensor inside a zip member (NPZ, .pth): the member, so that a reader
@@ -50,7 +51,7 @@ struct Layout {
     std::uint64_t offset = 0;
     std::uint64_t length = 0;
   };
-  std::optional<ZipMember> zip_member;
+  OptionalBox<ZipMember> zip_member;  // on the heap: most tensors are in no zip
 
   bool trivial() const {
     return compression == Compression::none && !byte_swapped && strides.empty();

@@ -6,14 +6,14 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <optional>
+#include <string>
 #include <type_traits>
 #include <utility>
-#include <string>
 #include <variant>
 #include <vector>
 
+#include "mneme/boxed.hpp"
 #include "mneme/dtype.hpp"
 
 namespace mneme {
@@ -122,30 +122,9 @@ struct BnbInt8 {
   }
 };
 
-// A scheme with companions, held on the heap: most tensors of a model are
-// Plain or GgufBlocks, and a Scheme holding a Bnb4 inline would make every
-// TensorInfo carry room for five companions (about 500 bytes). Copies are
-// deep; a moved-from box is empty and only assigned to or destroyed.
-template <class T>
-class Boxed {
- public:
-  Boxed(T value) : held_(std::make_unique<T>(std::move(value))) {}  // NOLINT: implicit by design
-  Boxed(const Boxed& other) : held_(std::make_unique<T>(*other.held_)) {}
-  Boxed(Boxed&&) noexcept = default;
-  Boxed& operator=(const Boxed& other) {
-    held_ = std::make_unique<T>(*other.held_);
-    return *this;
-  }
-  Boxed& operator=(Boxed&&) noexcept = default;
-  ~Boxed() = default;
-
-  const T& operator*() const { return *held_; }
-  T& operator*() { return *held_; }
-
- private:
-  std::unique_ptr<T> held_;
-};
-
+// A scheme with companions is held on the heap (Boxed): most tensors of a
+// model are Plain or GgufBlocks, and a Scheme holding a Bnb4 inline would
+// make every TensorInfo carry room for five companions (about 500 bytes).
 template <class T>
 const T& unbox(const T& value) {
   return value;
@@ -161,9 +140,9 @@ using Held = std::conditional_t<std::is_same_v<T, Plain> || std::is_same_v<T, Gg
 
 }  // namespace scheme
 
-using Scheme = std::variant<scheme::Plain, scheme::GgufBlocks, scheme::Boxed<scheme::Fp8>,
-                            scheme::Boxed<scheme::Gptq>, scheme::Boxed<scheme::Awq>,
-                            scheme::Boxed<scheme::Bnb4>, scheme::Boxed<scheme::BnbInt8>>;
+using Scheme =
+    std::variant<scheme::Plain, scheme::GgufBlocks, Boxed<scheme::Fp8>, Boxed<scheme::Gptq>,
+                 Boxed<scheme::Awq>, Boxed<scheme::Bnb4>, Boxed<scheme::BnbInt8>>;
 
 // Calls f with the scheme itself (a scheme::Gptq, never its box).
 template <class F>

@@ -35,32 +35,38 @@ bool known_unsupported_dtype(std::string_view name) {
 // What one tensor entry ({"dtype": ..., "shape": [...], "data_offsets": [b, e]})
 // said, checked into a TensorInfo when its object closes.
 TensorInfo finish_tensor(const Source& src, std::string name, std::string_view dtype,
-                         std::vector<std::uint64_t> shape, const std::uint64_t (&offsets)[2]) {
-  const std::string where = "tensor \"" + printable(name) + "\"";
+                         const std::vector<std::uint64_t>& shape,
+                         const std::uint64_t (&offsets)[2]) {
+  // Messages are built only on failure: this runs once per tensor.
+  const auto where = [&] { return "tensor \"" + printable(name) + "\""; };
   TensorInfo t;
   const auto dt = dtype_from_name(dtype);
   if (!dt) {
     if (known_unsupported_dtype(dtype)) {
-      fail(ErrorKind::unsupported, "safetensors " + printable(src.name()) + ": " + where +
+      fail(ErrorKind::unsupported, "safetensors " + printable(src.name()) + ": " + where() +
                                        " has dtype " + std::string(dtype) + ", not supported yet");
     }
-    bad(src, where + " has unknown dtype \"" + printable(dtype) + "\"");
+    bad(src, where() + " has unknown dtype \"" + printable(dtype) + "\"");
   }
   t.dtype = *dt;
-  if (offsets[1] < offsets[0]) bad(src, where + ": data_offsets end < begin");
+  if (offsets[1] < offsets[0]) bad(src, where() + ": data_offsets end < begin");
   t.data = Extent{0, offsets[0], offsets[1] - offsets[0]};
   // Checked: the element count and byte size may overflow (e.g. [2^33, 2^33, 0]
   // overflows before the zero: rejected, as a defined policy).
   std::uint64_t elements = 1;
-  for (auto d : shape)
-    elements = checked_mul(elements, d, "safetensors " + where + " element count");
-  const std::uint64_t bytes = checked_mul(elements, dtype_size(t.dtype), "safetensors " + where + " byte size");
+  bool overflow = false;
+  for (auto d : shape) overflow |= __builtin_mul_overflow(elements, d, &elements);
+  if (overflow) fail_overflow("safetensors " + where() + " element count");
+  std::uint64_t bytes = 0;
+  if (__builtin_mul_overflow(elements, dtype_size(t.dtype), &bytes)) {
+    fail_overflow("safetensors " + where() + " byte size");
+  }
   if (bytes != t.data.length) {
-    bad(src, where + ": shape x dtype is " + std::to_string(bytes) + " bytes but data_offsets span " +
-                 std::to_string(t.data.length));
+    bad(src, where() + ": shape x dtype is " + std::to_string(bytes) +
+                 " bytes but data_offsets span " + std::to_string(t.data.length));
   }
   t.name = std::move(name);
-  t.shape = std::move(shape);
+  t.shape.assign(shape.begin(), shape.end());  // exactly sized: one allocation
   return t;
 }
 
@@ -95,7 +101,7 @@ class HeaderReader {
         return go(At::top);
       case At::top_value:
         if (metadata_) return go(At::metadata);
-        pending_ = Pending{};
+        pending_.reset();
         return go(At::tensor);
       default:
         return refuse(ec, unexpected("an object"));
@@ -198,10 +204,16 @@ class HeaderReader {
   enum class Field { dtype, shape, offsets };
   struct Pending {
     std::string dtype;
-    std::vector<std::uint64_t> shape;
+    std::vector<std::uint64_t> shape;  // reused from tensor to tensor
     std::uint64_t offsets[2] = {0, 0};
     unsigned n_offsets = 0;
     unsigned seen = 0;  // bit per Field
+    void reset() {
+      dtype.clear();
+      shape.clear();
+      n_offsets = 0;
+      seen = 0;
+    }
   };
 
   bool go(At at) {

@@ -50,9 +50,10 @@ class ModelInfo:
     warnings: list      # (tensor or "", message): what could not be resolved
 
 
-def inspect(sources: Sources, *, config=None) -> ModelInfo:
-    """Reads only the headers of a model (any format, any source)."""
-    info = _mneme.inspect(_sources(sources), config)
+def inspect(sources: Sources, *, config=None, limits=None) -> ModelInfo:
+    """Reads only the headers of a model (any format, any source); ``limits``
+    as for :class:`safe_open`."""
+    info = _mneme.inspect(_sources(sources), config, limits)
     tensors = [TensorInfo(t["name"], t["dtype"], t["type"], tuple(t["shape"]), t["scheme"],
                           t["stored_bytes"]) for t in info["tensors"]]
     return ModelInfo(info["format"], info["version"], info["metadata"], tensors,
@@ -63,7 +64,7 @@ class safe_open:
     """Streams a model; use it as a context manager.
 
     ``safe_open(sources, *, dtype=None, threads=None, budget=None, tensors=None,
-    progress=None, config=None, io=None)``
+    progress=None, config=None, io=None, limits=None)``
 
     dtype     "bf16", "f16" or "f32": float tensors are converted and
               quantized ones decoded to it; None keeps floats as stored
@@ -80,6 +81,11 @@ class safe_open:
               default: mapped, zero copy, with pread where a file cannot be
               mapped), "mmap", "pread" or "uring". A file truncated while it
               is read is an IOError in every mode.
+    limits    the caps that protect the parsers from hostile headers, by the
+              CLI's names (``mneme load --help``) with underscores:
+              ``{"tensors": 2_000_000, "header_bytes": 1 << 28}``. Going over
+              one is a LimitError naming its option; a name that is no cap or
+              a value below its floor is a ValueError.
 
     The load starts at once and runs in the background (the GIL released).
     ``tensors()`` yields ``(name, Array)`` as each tensor finishes, in that
@@ -92,9 +98,9 @@ class safe_open:
     """
 
     def __init__(self, sources: Sources, *, dtype=None, threads=None, budget=None, tensors=None,
-                 progress=None, config=None, io=None):
+                 progress=None, config=None, io=None, limits=None):
         self._handle = _mneme.open(_sources(sources), dtype, threads, budget, tensors, progress,
-                                   config, io)
+                                   config, io, limits)
 
     def __enter__(self):
         return self
@@ -138,7 +144,7 @@ def load_file(sources: Sources, **options) -> typing.Dict[str, Array]:
 
 
 def remember(sources: Sources, out, *, to="bf16", threads=None, budget=None, tensors=None,
-             progress=None, config=None, io=None, overwrite=False):
+             progress=None, config=None, io=None, limits=None, overwrite=False):
     """Decodes a model into one safetensors file, as ``mneme remember`` does.
 
     The file appears only when complete (a temporary beside it is synced and
@@ -146,17 +152,18 @@ def remember(sources: Sources, out, *, to="bf16", threads=None, budget=None, ten
     replaced only with ``overwrite=True``.
     """
     _mneme.remember(_sources(sources), os.fspath(out), "safetensors", to, threads, budget,
-                    tensors, progress, config, io, overwrite)
+                    tensors, progress, config, io, limits, overwrite)
 
 
 def convert(sources: Sources, out, *, format="safetensors", dtype=None, threads=None,
-            budget=None, tensors=None, progress=None, config=None, io=None, overwrite=False):
+            budget=None, tensors=None, progress=None, config=None, io=None, limits=None,
+            overwrite=False):
     """Writes a model as safetensors or GGUF (``format``), as ``mneme convert`` does;
     float tensors keep their type unless ``dtype`` is given."""
     if format not in ("safetensors", "gguf"):
         raise ValueError("format must be 'safetensors' or 'gguf'")
     _mneme.remember(_sources(sources), os.fspath(out), format, dtype, threads, budget, tensors,
-                    progress, config, io, overwrite)
+                    progress, config, io, limits, overwrite)
 
 
 def _sources(sources):

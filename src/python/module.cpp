@@ -6,11 +6,13 @@
 #include <pybind11/functional.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+#include <algorithm>
 
 #include <boost/asio/io_context.hpp>
 
 #include "mneme/error.hpp"
 #include "mneme/formats.hpp"
+#include "mneme/limits.hpp"
 #include "mneme/pipeline.hpp"
 #include "mneme/sinks.hpp"
 #include "src/python/array.hpp"
@@ -71,11 +73,35 @@ FileIo file_io(const py::object& io) {
   throw py::value_error("io must be 'auto', 'uring', 'pread' or 'mmap', not '" + mode + "'");
 }
 
-LoadSettings settings(const py::object& dtype, const py::object& threads,
-                      const py::object& budget, const py::object& tensors,
-                      const py::object& progress, const py::object& config, const py::object& io) {
+// limits=: {"tensors": 2_000_000, "header_bytes": 1 << 28, ...}, the CLI's
+// --max-NAME caps by name (underscores for dashes); the rest keep their defaults.
+Limits limits_from(const py::object& limits) {
+  Limits l;
+  if (limits.is_none()) return l;
+  for (const auto& [key, value] : py::cast<py::dict>(limits)) {
+    std::string name = py::str(key);
+    std::replace(name.begin(), name.end(), '_', '-');
+    const auto fields = limit_fields();
+    const auto f = std::find_if(fields.begin(), fields.end(),
+                                [&](const LimitField& x) { return x.name == name; });
+    if (f == fields.end())
+      throw py::value_error("limits: no cap named '" + std::string(py::str(key)) + "'");
+    const auto v = py::cast<std::uint64_t>(value);
+    if (v < f->floor) {
+      throw py::value_error("limits: " + std::string(py::str(key)) + " must be at least " +
+                            std::to_string(f->floor));
+    }
+    l.*f->field = v;
+  }
+  return l;
+}
+
+LoadSettings settings(const py::object& dtype, const py::object& threads, const py::object& budget,
+                      const py::object& tensors, const py::object& progress,
+                      const py::object& config, const py::object& io, const py::object& limits) {
   LoadSettings s;
   s.open.open.file_io = file_io(io);
+  s.open.limits = limits_from(limits);
   s.to = out_type(dtype);
   if (!threads.is_none()) s.threads = py::cast<unsigned>(threads);
   if (!budget.is_none()) s.budget = py::cast<std::uint64_t>(budget);
@@ -159,9 +185,10 @@ class Handle {
   std::unique_ptr<StreamingLoad> load_;
 };
 
-py::dict inspect(const py::object& sources, const py::object& config) {
+py::dict inspect(const py::object& sources, const py::object& config, const py::object& limits) {
   CatalogOptions o;
   o.lenient = true;
+  o.limits = limits_from(limits);
   if (!config.is_none()) o.config_path = py::str(config);
   const auto specs = source_list(sources);
   Catalog cat;
@@ -280,24 +307,26 @@ PYBIND11_MODULE(_mneme, m) {
       "open",
       [](const py::object& sources, const py::object& dtype, const py::object& threads,
          const py::object& budget, const py::object& tensors, const py::object& progress,
-         const py::object& config, const py::object& io) {
+         const py::object& config, const py::object& io, const py::object& limits) {
         auto specs = source_list(sources);
-        auto s = settings(dtype, threads, budget, tensors, progress, config, io);
+        auto s = settings(dtype, threads, budget, tensors, progress, config, io, limits);
         return std::make_unique<Handle>(std::move(specs), std::move(s));
       },
       py::arg("sources"), py::arg("dtype"), py::arg("threads"), py::arg("budget"),
-      py::arg("tensors"), py::arg("progress"), py::arg("config"), py::arg("io"));
-  m.def("inspect", &inspect, py::arg("sources"), py::arg("config") = py::none());
+      py::arg("tensors"), py::arg("progress"), py::arg("config"), py::arg("io"), py::arg("limits"));
+  m.def("inspect", &inspect, py::arg("sources"), py::arg("config") = py::none(),
+        py::arg("limits") = py::none());
   m.def(
       "remember",
       [](const py::object& sources, const std::string& out, const std::string& format,
          const py::object& dtype, const py::object& threads, const py::object& budget,
          const py::object& tensors, const py::object& progress, const py::object& config,
-         const py::object& io, bool overwrite) {
+         const py::object& io, const py::object& limits, bool overwrite) {
         remember(sources, out, format,
-                 settings(dtype, threads, budget, tensors, progress, config, io), overwrite);
+                 settings(dtype, threads, budget, tensors, progress, config, io, limits),
+                 overwrite);
       },
       py::arg("sources"), py::arg("out"), py::arg("format"), py::arg("dtype"), py::arg("threads"),
       py::arg("budget"), py::arg("tensors"), py::arg("progress"), py::arg("config"), py::arg("io"),
-      py::arg("overwrite"));
+      py::arg("limits"), py::arg("overwrite"));
 }

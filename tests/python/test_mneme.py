@@ -140,6 +140,30 @@ def test_errors_have_their_classes(tmp_path):
         mneme.load_file(SAMPLES / "gptq", dtype="int4")
 
 
+def test_limits_are_set_by_name_at_their_boundary(tmp_path):
+    # Issue 14, item 4, from Python: the CLI's caps by name, underscores for dashes.
+    header = b'{"__metadata__":{"k":"v"},' + b",".join(
+        b'"t%02d":{"dtype":"F32","shape":[1],"data_offsets":[%d,%d]}' % (i, 4 * i, 4 * i + 4)
+        for i in range(30)) + b"}"
+    assert len(header) > 1024  # the header cap's floor
+    model = tmp_path / "thirty.safetensors"
+    model.write_bytes(struct.pack("<Q", len(header)) + header + bytes(4 * 30))
+    assert len(mneme.load_file(model, limits={"tensors": 30})) == 30
+    with pytest.raises(mneme.LimitError, match="--max-tensors"):
+        mneme.load_file(model, limits={"tensors": 29})
+    assert len(mneme.inspect(model, limits={"header_bytes": len(header)}).tensors) == 30
+    with pytest.raises(mneme.LimitError, match="--max-header-bytes"):
+        mneme.inspect(model, limits={"header_bytes": len(header) - 1})
+    with pytest.raises(ValueError, match="no cap named"):
+        mneme.inspect(model, limits={"tensor": 30})
+    with pytest.raises(ValueError, match="at least 8"):
+        mneme.inspect(model, limits={"nesting": 7})
+    out = tmp_path / "out.safetensors"
+    with pytest.raises(mneme.LimitError):
+        mneme.remember(model, out, limits={"tensors": 29})
+    assert not out.exists()
+
+
 @pytest.mark.xfail(strict=False, reason=(
     "open defect: once in CI (adec696+1, ctest -j 2) the model loaded beside another load "
     "differed from the same model loaded alone; not reproduced in 180 local runs, with and "

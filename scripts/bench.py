@@ -187,6 +187,27 @@ def bench_inspect(args, mneme, table):
               f"goal ≤ 2.5 ms: {statistics.median(ta) * 1e3:.1f} ms")
 
 
+def make_many_tensors(path, n=200_000):
+    """One safetensors header naming n empty tensors, as an MoE checkpoint's might."""
+    import json
+    import struct
+    header = json.dumps({f"model.layers.{i // 256}.mlp.experts.{i % 256}.w":
+                         {"dtype": "BF16", "shape": [0, 4096], "data_offsets": [0, 0]}
+                         for i in range(n)}, separators=(",", ":")).encode()
+    path.write_bytes(struct.pack("<Q", len(header)) + header)
+
+
+def bench_header(args, mneme, table):
+    """Issue 14, item 5: the per-tensor cost of a 200 000-tensor header, read
+    from a pipe, against the pipe itself."""
+    model = ensure(args.work / "many.safetensors", lambda: make_many_tensors(args.work / "many.safetensors"))
+    warm([model])
+    ta, tb, r = alternate(["sh", "-c", '"$0" load - -q < "$1"', mneme, str(model)],
+                          ["sh", "-c", 'cat < "$0" > /dev/null', str(model)], args.reps)
+    table.add("load 200 000 empty tensors (16 MB header) from a pipe", "cat", ta, tb, r,
+              f"goal ≤ 5 µs a tensor: {statistics.median(ta) / 200_000 * 1e6:.1f} µs")
+
+
 def bench_kernels(args, mneme, table):
     bench_dir = Path(args.build) / "bench"
     for name, floor_key in (("bench_kernels_gguf", "memcpy"), ("bench_kernels_quant", "memcpy"),
@@ -225,7 +246,8 @@ def bench_kernels(args, mneme, table):
 
 
 CASES = {"load": bench_load, "scaling": bench_scaling, "remember": bench_remember,
-         "stored": bench_stored, "inspect": bench_inspect, "kernels": bench_kernels}
+         "stored": bench_stored, "inspect": bench_inspect, "header": bench_header,
+         "kernels": bench_kernels}
 
 
 def main():

@@ -353,8 +353,13 @@ class HeaderReader {
 };
 
 // A tensor name appearing twice, found by sorting indices by name (8 bytes
-// per tensor, no copies of the names).
+// per tensor, no copies of the names); headers written in name order (most
+// writers sort their keys) need one comparison a tensor.
 void refuse_duplicate_names(const Source& src, const std::vector<TensorInfo>& tensors) {
+  const auto ascending = std::adjacent_find(
+      tensors.begin(), tensors.end(),
+      [](const TensorInfo& a, const TensorInfo& b) { return !(a.name < b.name); });
+  if (ascending == tensors.end()) return;
   std::vector<std::size_t> by_name(tensors.size());
   for (std::size_t i = 0; i < by_name.size(); ++i) by_name[i] = i;
   std::sort(by_name.begin(), by_name.end(),

@@ -33,6 +33,9 @@ std::uint64_t positive(const json::object& o, const char* key, const std::string
 }
 
 bool detect_bnb4(DetectContext& ctx, TensorInfo& t) {
+  if (!ctx.any_name_ends_with(".absmax")) {
+    return false;
+  }
   const TensorInfo* absmax = ctx.find(t.name + ".absmax");
   if (!absmax) {
     return false;
@@ -157,7 +160,7 @@ bool detect_bnb4(DetectContext& ctx, TensorInfo& t) {
 }
 
 bool detect_bnb_int8(DetectContext& ctx, TensorInfo& t) {
-  if (!t.name.ends_with(".weight")) {
+  if (!t.name.ends_with(".weight") || !ctx.any_name_ends_with(".SCB")) {
     return false;
   }
   const std::string base = t.name.substr(0, t.name.size() - 7);

@@ -3,6 +3,7 @@
 // configuration's declared method must agree with what the tensors show.
 #include "src/schemes/detect.hpp"
 
+#include <algorithm>
 #include <type_traits>
 #include <unordered_set>
 #include <variant>
@@ -13,19 +14,33 @@
 namespace mneme {
 
 DetectContext::DetectContext(Catalog& c, const QuantConfig& q)
-    : catalog(c), config(q), companion_(c.tensors.size(), false) {
-  by_name_.reserve(c.tensors.size());
-  for (std::size_t i = 0; i < c.tensors.size(); ++i) {
-    by_name_.emplace(c.tensors[i].name, i);
-  }
-}
+    : catalog(c), config(q), companion_(c.tensors.size(), false) {}
 
 const TensorInfo* DetectContext::find(const std::string& name) const {
+  // Built before any detector renames a tensor: each looks up its companions
+  // before it rewrites its weight.
+  if (!indexed_) {
+    by_name_.reserve(catalog.tensors.size());
+    for (std::size_t i = 0; i < catalog.tensors.size(); ++i) {
+      by_name_.emplace(catalog.tensors[i].name, i);
+    }
+    indexed_ = true;
+  }
   const auto it = by_name_.find(name);
   if (it == by_name_.end() || companion_[it->second]) {
     return nullptr;
   }
   return &catalog.tensors[it->second];
+}
+
+bool DetectContext::any_name_ends_with(std::string_view suffix) const {
+  for (const auto& [s, any] : suffixes_) {
+    if (s == suffix) return any;
+  }
+  const bool any = std::any_of(catalog.tensors.begin(), catalog.tensors.end(),
+                               [&](const TensorInfo& t) { return t.name.ends_with(suffix); });
+  suffixes_.emplace_back(suffix, any);
+  return any;
 }
 
 Companion DetectContext::claim(const std::string& weight, const std::string& name) {
@@ -140,7 +155,7 @@ void detect_schemes(Catalog& catalog, const boost::json::value* config,
   // One detector on one tensor. Lenient: a failure leaves the tensor (and
   // what it had claimed) as stored, and becomes a warning on it.
   const auto offer = [&](TensorInfo& t, auto&& detect) {
-    if (!std::holds_alternative<scheme::Plain>(t.scheme) || !ctx.find(t.name)) {
+    if (!std::holds_alternative<scheme::Plain>(t.scheme) || ctx.is_companion(t)) {
       return;
     }
     if (!lenient) {

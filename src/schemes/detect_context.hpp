@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -19,8 +20,17 @@ class DetectContext {
   Catalog& catalog;
   const QuantConfig& config;
 
-  // The tensor named `name` that is not yet a companion, or null.
+  // The tensor named `name` that is not yet a companion, or null. The name
+  // index is built on the first call: a model no detector looks into (no
+  // tensor of a quantized dtype or companion name) never pays for it.
   const TensorInfo* find(const std::string& name) const;
+  // Whether `t` (one of the catalog's tensors) has been claimed as a companion.
+  bool is_companion(const TensorInfo& t) const {
+    return companion_[static_cast<std::size_t>(&t - catalog.tensors.data())];
+  }
+  // Whether any tensor's name ends with `suffix` (".absmax", ".SCB"): a
+  // detector whose companion nobody has skips its per-tensor lookups.
+  bool any_name_ends_with(std::string_view suffix) const;
   // Claims tensor `name` (which find() returned) as a companion of the weight
   // named `weight`: it leaves the output. A tensor serves one weight only.
   Companion claim(const std::string& weight, const std::string& name);
@@ -35,7 +45,9 @@ class DetectContext {
   void keep_claims() { claims_.clear(); }
 
  private:
-  std::unordered_map<std::string, std::size_t> by_name_;
+  mutable std::unordered_map<std::string, std::size_t> by_name_;  // built by the first find()
+  mutable bool indexed_ = false;
+  mutable std::vector<std::pair<std::string, bool>> suffixes_;  // any_name_ends_with answers
   std::vector<bool> companion_;
   std::vector<std::size_t> claims_;  // since the last keep/release
 };

@@ -305,17 +305,24 @@ Catalog GgufParser::parse() {
 
     // ggml order (ne[0] fastest) reversed into a row-major shape.
     t.shape.assign(ne.rbegin(), ne.rend());
-    const std::string what = "gguf tensor \"" + printable(t.name) + "\"";
+    // Messages are built only on failure: this runs once per tensor.
+    const auto what = [&] { return "gguf tensor \"" + printable(t.name) + "\""; };
     std::uint64_t elements = 1;
+    bool overflow = false;
     for (auto d : ne) {
-      elements = checked_mul(elements, d, what + " element count");
+      overflow |= __builtin_mul_overflow(elements, d, &elements);
+    }
+    if (overflow) {
+      fail_overflow(what() + " element count");
     }
     if (ne[0] % info->elements != 0) {
       bad("tensor \"" + printable(t.name) + "\": row of " + std::to_string(ne[0]) +
           " elements is not a whole number of " + std::to_string(info->elements) +
           "-element blocks");
     }
-    t.data.length = checked_mul(elements / info->elements, info->bytes, what + " byte size");
+    if (__builtin_mul_overflow(elements / info->elements, info->bytes, &t.data.length)) {
+      fail_overflow(what() + " byte size");
+    }
     switch (static_cast<gg::GgmlType>(type)) {
       case gg::GgmlType::F32:
         t.dtype = DType::f32;

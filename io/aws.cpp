@@ -1,9 +1,12 @@
 #include "io/aws.hpp"
 
+#include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 
 #include "io/http_client.hpp"
 #include "mneme/error.hpp"
@@ -85,6 +88,46 @@ http::Response get(const std::string& url, std::vector<std::string> headers, std
   return resp;
 }
 
+// Temporary credentials (an STS exchange, the instance metadata service)
+// are asked for once per process and kept until five minutes before they
+// expire (15 minutes when the answer gives no expiry): a model's sources
+// each resolve the chain, and a 163-shard checkpoint must not make 163 STS
+// calls. Keyed by everything the answer depends on (for STS the token
+// itself, so a rotated token is exchanged afresh); failures are not kept.
+struct Temporary {
+  sigv4::Credentials credentials;
+  std::chrono::system_clock::time_point expires;
+};
+
+std::chrono::system_clock::time_point expiry(const std::string& iso8601) {
+  std::tm tm{};
+  const auto now = std::chrono::system_clock::now();
+  if (iso8601.size() < 19 || !::strptime(iso8601.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) {
+    return now + std::chrono::minutes(15);
+  }
+  return std::chrono::system_clock::from_time_t(::timegm(&tm));
+}
+
+template <class Fetch>
+std::optional<sigv4::Credentials> temporary(const std::string& key, Fetch&& fetch) {
+  static std::mutex mutex;
+  static std::map<std::string, Temporary> kept;
+  const auto margin = std::chrono::minutes(5);
+  {
+    const std::lock_guard lock(mutex);
+    if (const auto it = kept.find(key); it != kept.end()) {
+      if (std::chrono::system_clock::now() + margin < it->second.expires)
+        return it->second.credentials;
+      kept.erase(it);
+    }
+  }
+  std::optional<Temporary> fresh = fetch();  // unlocked: a network call
+  if (!fresh) return std::nullopt;
+  const std::lock_guard lock(mutex);
+  kept.insert_or_assign(key, *fresh);
+  return fresh->credentials;
+}
+
 std::string url_encode(std::string_view s) {
   return sigv4::uri_encode(s, false);
 }
@@ -105,19 +148,22 @@ std::optional<sigv4::Credentials> web_identity(const std::string& region, const 
   const std::string url = endpoint + "/?Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=" +
                           url_encode(role) + "&RoleSessionName=" + url_encode(session) +
                           "&WebIdentityToken=" + url_encode(trim(token));
-  std::string body;
-  const auto resp = get(url, {}, body, o);
-  if (resp.curl_code != 0 || resp.status != 200) {
-    fail(ErrorKind::network, "STS AssumeRoleWithWebIdentity for " + printable(role) + " failed: " +
-                                 (resp.curl_code ? resp.curl_error : "HTTP " + std::to_string(resp.status)) +
-                                 " " + printable(xml_field(body, "Message"), 200));
-  }
-  sigv4::Credentials c{xml_field(body, "AccessKeyId"), xml_field(body, "SecretAccessKey"),
-                       xml_field(body, "SessionToken")};
-  if (c.access_key.empty() || c.secret_key.empty()) {
-    fail(ErrorKind::network, "STS AssumeRoleWithWebIdentity answered no credentials");
-  }
-  return c;
+  return temporary(url, [&]() -> std::optional<Temporary> {
+    std::string body;
+    const auto resp = get(url, {}, body, o);
+    if (resp.curl_code != 0 || resp.status != 200) {
+      fail(ErrorKind::network,
+           "STS AssumeRoleWithWebIdentity for " + printable(role) + " failed: " +
+               (resp.curl_code ? resp.curl_error : "HTTP " + std::to_string(resp.status)) + " " +
+               printable(xml_field(body, "Message"), 200));
+    }
+    sigv4::Credentials c{xml_field(body, "AccessKeyId"), xml_field(body, "SecretAccessKey"),
+                         xml_field(body, "SessionToken")};
+    if (c.access_key.empty() || c.secret_key.empty()) {
+      fail(ErrorKind::network, "STS AssumeRoleWithWebIdentity answered no credentials");
+    }
+    return Temporary{c, expiry(xml_field(body, "Expiration"))};
+  });
 }
 
 std::optional<sigv4::Credentials> instance_metadata(const OpenOptions& options) {
@@ -127,20 +173,22 @@ std::optional<sigv4::Credentials> instance_metadata(const OpenOptions& options) 
   while (endpoint.ends_with('/')) endpoint.pop_back();
   OpenOptions quick = options;
   quick.connect_timeout = std::chrono::milliseconds(1000);  // not on EC2: give up fast
-  std::string token, role, body;
-  auto r = get(endpoint + "/latest/api/token", {"X-aws-ec2-metadata-token-ttl-seconds: 21600"}, token,
-               quick, "PUT");
-  if (r.curl_code != 0 || r.status != 200) return std::nullopt;
-  const std::string auth = "X-aws-ec2-metadata-token: " + token;
-  r = get(endpoint + "/latest/meta-data/iam/security-credentials/", {auth}, role, quick);
-  role = trim(role.substr(0, role.find('\n')));
-  if (r.curl_code != 0 || r.status != 200 || role.empty()) return std::nullopt;
-  r = get(endpoint + "/latest/meta-data/iam/security-credentials/" + role, {auth}, body, quick);
-  if (r.curl_code != 0 || r.status != 200) return std::nullopt;
-  sigv4::Credentials c{json_field(body, "AccessKeyId"), json_field(body, "SecretAccessKey"),
-                       json_field(body, "Token")};
-  if (c.access_key.empty() || c.secret_key.empty()) return std::nullopt;
-  return c;
+  return temporary("imds " + endpoint, [&]() -> std::optional<Temporary> {
+    std::string token, role, body;
+    auto r = get(endpoint + "/latest/api/token", {"X-aws-ec2-metadata-token-ttl-seconds: 21600"},
+                 token, quick, "PUT");
+    if (r.curl_code != 0 || r.status != 200) return std::nullopt;
+    const std::string auth = "X-aws-ec2-metadata-token: " + token;
+    r = get(endpoint + "/latest/meta-data/iam/security-credentials/", {auth}, role, quick);
+    role = trim(role.substr(0, role.find('\n')));
+    if (r.curl_code != 0 || r.status != 200 || role.empty()) return std::nullopt;
+    r = get(endpoint + "/latest/meta-data/iam/security-credentials/" + role, {auth}, body, quick);
+    if (r.curl_code != 0 || r.status != 200) return std::nullopt;
+    sigv4::Credentials c{json_field(body, "AccessKeyId"), json_field(body, "SecretAccessKey"),
+                         json_field(body, "Token")};
+    if (c.access_key.empty() || c.secret_key.empty()) return std::nullopt;
+    return Temporary{c, expiry(json_field(body, "Expiration"))};
+  });
 }
 
 Config resolve(const OpenOptions& options) {

@@ -28,7 +28,8 @@ struct Config {
 };
 
 // The chain above, read afresh at each call (a model's sources resolve it
-// once each); Error{network} naming where it looked when no credentials are
+// once each; temporary credentials from STS or IMDS are kept per process
+// until shortly before they expire); Error{network} naming where it looked when no credentials are
 // found and anonymous access was not asked for.
 Config config(const OpenOptions& options);
 

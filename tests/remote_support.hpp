@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "io/http_client.hpp"
 #include "mneme/load.hpp"
 #include "test_support.hpp"
 
@@ -22,6 +23,18 @@ inline std::optional<std::string> server_or_skip(const char* var = "MNEME_HTTP_U
     return std::nullopt;
   }
   return std::string(url);
+}
+
+// The body of a small GET (a test server's counters); REQUIREs a 200.
+inline std::string get_text(const std::string& url) {
+  std::string text(4096, '\0');
+  http::Request r;
+  r.url = url;
+  r.body = std::as_writable_bytes(std::span(text));
+  const auto resp = http::perform_blocking(r);
+  REQUIRE(resp.status == 200);
+  text.resize(resp.body_bytes);
+  return text;
 }
 
 // Where the server publishes a local file: the golden fixtures under

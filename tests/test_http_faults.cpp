@@ -72,13 +72,7 @@ std::string through(const std::string& proxy, const std::string& spec) {
 }
 
 std::uint64_t bytes_sent(const std::string& proxy, const std::string& spec) {
-  std::string text(64, '\0');
-  http::Request r;
-  r.url = proxy + "/__bytes__/" + unique(spec);
-  r.body = std::as_writable_bytes(std::span(text));
-  const auto resp = http::perform_blocking(r);
-  REQUIRE(resp.status == 200);
-  return std::stoull(text.substr(0, resp.body_bytes));
+  return std::stoull(test::get_text(proxy + "/__bytes__/" + unique(spec)));
 }
 
 }  // namespace

@@ -190,6 +190,13 @@ TEST_CASE("S3 credentials from web identity (STS) and from the instance metadata
     env.set("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/mneme");
     env.set("AWS_ENDPOINT_URL_STS", *services + "/sts");
     require_same(model, local);
+    // The exchange is kept for the process: a model of an index, three
+    // shards and a config.json (one credential chain each) asks STS nothing
+    // more. Before, every source made its own exchange.
+    const auto sts_calls = [&] { return std::stoi(test::get_text(*services + "/__calls__/sts")); };
+    const int before = sts_calls();
+    require_same("s3://" + s3->bucket + "/sample-model/", kRepoFixtures / "sample-model");
+    CHECK(sts_calls() == before);
     std::ofstream(token) << "not-the-token\n";
     boost::asio::io_context io;
     try {

@@ -23,7 +23,8 @@ that each test counts its own requests:
     rate=B       every response body at most B bytes per second (per connection)
     ok           nothing
 
-GET /__bytes__/SPEC answers the body bytes sent so far for SPEC (as text).
+GET /__bytes__/SPEC answers the body bytes sent so far for SPEC (as text);
+GET /__calls__/sts and /__calls__/imds the requests those services got.
 
 With --aws-creds KEY:SECRET it also stands in for the AWS credential
 services a test cannot reach: /sts/?Action=AssumeRoleWithWebIdentity (the
@@ -136,12 +137,13 @@ async def handle(reader, writer, upstream):
             parts = target.split("/", 2)
             spec, rest = parts[1], parts[2] if len(parts) > 2 else ""
             if spec in ("sts", "imds") and args.aws_creds:
+                counts["aws:" + spec] += 1
                 code, body = aws_service(spec, method, rest, headers)
                 writer.write(head_bytes(f"HTTP/1.1 {code} X", [("Content-Length", str(len(body)))]) + body)
                 await writer.drain()
                 continue
-            if spec == "__bytes__":
-                body = str(sent[rest]).encode()
+            if spec in ("__bytes__", "__calls__"):
+                body = str(sent[rest] if spec == "__bytes__" else counts["aws:" + rest]).encode()
                 writer.write(head_bytes("HTTP/1.1 200 OK", [("Content-Length", str(len(body)))]) + body)
                 await writer.drain()
                 continue

@@ -19,6 +19,7 @@
 #include <catch2/catch.hpp>
 
 #include "kernels/convert/convert.hpp"
+#include "kernels/simd/cpu.h"
 #include "mneme/error.hpp"
 
 namespace mneme::kernels {
@@ -635,6 +636,39 @@ TEST_CASE("kernels match scalar on millions of random inputs", "[convert][simd]"
       REQUIRE(run_and_compare(p, input, expect, 1, 4) == "");
       REQUIRE(run_and_compare(p, input, expect, 0, 0) == "");
     });
+  }
+}
+
+TEST_CASE("kernels narrow every F32 subnormal, NaN and Inf to BF16 as the reference does",
+          "[convert][simd][bf16]") {
+  // Issue 15, item 3: on a CPU with AVX512_BF16 the AVX-512 targets narrow
+  // with VCVTNE2PS2BF16, which reads subnormals as zero: a vector holding one
+  // must take the integer path. Every subnormal, NaN and Inf of both signs,
+  // in order (vectors of one kind) and shuffled among normal values (vectors
+  // mixing them), plus the smallest and largest normal exponents.
+  WARN("AVX512_BF16 narrowing " << (kernels::simd::kHasAvx512Bf16 ? "in use" : "not available"));
+  const Pair p{DType::f32, OutType::bf16};
+  std::mt19937 rng(15);
+  for (const std::uint32_t exponent : {0u, 255u, 1u, 254u}) {
+    for (const std::uint32_t sign : {0u, 1u}) {
+      for (std::uint32_t from = 0; from < (1u << 23); from += 1u << 20) {
+        std::vector<std::uint32_t> bits;
+        for (std::uint32_t m = from; m < from + (1u << 20); ++m)
+          bits.push_back(sign << 31 | exponent << 23 | m);
+        if (exponent == 0 && from == 0) {  // mixed vectors: subnormals among normal values
+          for (std::size_t k = 0; k < bits.size(); k += 3)
+            bits[k] = 0x3F800000u + static_cast<std::uint32_t>(k);
+          std::shuffle(bits.begin(), bits.end(), rng);
+        }
+        std::vector<uint8_t> input(bits.size() * 4);
+        std::memcpy(input.data(), bits.data(), input.size());
+        const auto expect = scalar_reference(p, input);
+        for_each_target([&] {
+          INFO("exponent " << exponent << " sign " << sign << " from " << from);
+          REQUIRE(run_and_compare(p, input, expect, 0, 0) == "");
+        });
+      }
+    }
   }
 }
 

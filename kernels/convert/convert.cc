@@ -206,6 +206,15 @@ struct ToBf16 {
                          hn::TruncateTo(du16h, hn::ShiftRight<16>(Bf16InUpperHalf(du, b))), p);
 #else
     const hn::Repartition<std::uint16_t, DU> du16;
+#if MNEME_SIMD_NATIVE_BF16
+    if constexpr (hn::MaxLanes(DU()) == 16) {
+      __m512i native;
+      if (simd::NativeBf16Pair(_mm512_castsi512_ps(a.raw), _mm512_castsi512_ps(b.raw), native)) {
+        StoreVec<kStream>(hn::Vec<decltype(du16)>{native}, du16, p);
+        return;
+      }
+    }
+#endif
     // The odd (upper) 16-bit halves of a then b, in order.
     const auto codes = hn::ConcatOdd(du16, hn::BitCast(du16, Bf16InUpperHalf(du, b)),
                                      hn::BitCast(du16, Bf16InUpperHalf(du, a)));

@@ -58,6 +58,12 @@ namespace simd = mneme::kernels::simd::HWY_NAMESPACE;
 
 template <bool kMayNaN>
 HWY_INLINE hn::Vec<DU16> Bf16Bits(VF v) {
+#if MNEME_SIMD_NATIVE_BF16
+  if constexpr (hn::MaxLanes(DF()) == 16) {
+    __m256i codes;
+    if (simd::NativeBf16(v.raw, codes)) return hn::Vec<DU16>{codes};
+  }
+#endif
   // A logical shift: the codes stay non-negative for the saturating demote.
   return hn::DemoteTo(
       DU16(), hn::BitCast(DI(), hn::ShiftRight<16>(simd::Bf16InUpperHalf<kMayNaN>(DF(), v))));
@@ -99,6 +105,20 @@ HWY_INLINE void StoreOut(VF v, std::uint8_t* dst, std::size_t idx) {
 template <class S, bool kMayNaN>
 HWY_INLINE void StoreBf16EvenOdd(VF ev, VF od, std::uint8_t* dst, std::size_t idx) {
   const hn::Repartition<std::uint16_t, DF> d16;
+#if MNEME_SIMD_NATIVE_BF16
+  if constexpr (hn::MaxLanes(DF()) == 16) {
+    __m512i codes;  // ev's 16 codes, then od's: interleave them
+    if (simd::NativeBf16Pair(ev.raw, od.raw, codes)) {
+      alignas(64) static constexpr std::uint16_t kInterleave[32] = {
+          0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+          8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+      const __m512i idx_v = _mm512_load_si512(kInterleave);
+      Put<S>(hn::Vec<decltype(d16)>{_mm512_permutexvar_epi16(idx_v, codes)}, d16,
+             reinterpret_cast<std::uint16_t*>(dst) + idx);
+      return;
+    }
+  }
+#endif
   const auto lo = hn::BitCast(d16, hn::ShiftRight<16>(simd::Bf16InUpperHalf<kMayNaN>(DF(), ev)));
   const auto hi = hn::BitCast(d16, simd::Bf16InUpperHalf<kMayNaN>(DF(), od));
   Put<S>(hn::OddEven(hi, lo), d16, reinterpret_cast<std::uint16_t*>(dst) + idx);

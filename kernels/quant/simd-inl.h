@@ -50,6 +50,15 @@ HWY_INLINE void StoreOut(DF df, hn::Vec<DF> v, void* out, std::size_t i) {
     const hn::Rebind<std::uint16_t, DF> d16;
     auto* dst = static_cast<std::uint16_t*>(out) + i;
     if constexpr (kOut == OutType::bf16) {
+#if MNEME_SIMD_NATIVE_BF16
+      if constexpr (hn::MaxLanes(DF()) == 16) {
+        __m256i codes;
+        if (simd::NativeBf16(v.raw, codes)) {
+          Put<kStream>(d16, hn::Vec<decltype(d16)>{codes}, dst);
+          return;
+        }
+      }
+#endif
       const hn::Rebind<std::int16_t, DF> di16;
       Put<kStream>(d16, hn::BitCast(d16, hn::DemoteTo(di16, Bf16Bits<kMayNaN>(df, v))), dst);
     } else {
@@ -69,6 +78,15 @@ HWY_INLINE void StoreOut2(DF df, hn::Vec<DF> a, hn::Vec<DF> b, void* out, std::s
   if constexpr (kOut == OutType::bf16) {
     const hn::Repartition<std::int16_t, DF> di16;  // 2 * Lanes(df) lanes
     const hn::RebindToUnsigned<decltype(di16)> du16;
+#if MNEME_SIMD_NATIVE_BF16
+    if constexpr (hn::MaxLanes(DF()) == 16) {
+      __m512i codes;
+      if (simd::NativeBf16Pair(a.raw, b.raw, codes)) {
+        Put<kStream>(du16, hn::Vec<decltype(du16)>{codes}, static_cast<std::uint16_t*>(out) + i);
+        return;
+      }
+    }
+#endif
     auto packed = hn::ReorderDemote2To(di16, Bf16Bits<kMayNaN>(df, a), Bf16Bits<kMayNaN>(df, b));
     // x86 packs within 128-bit blocks: put a's blocks before b's.
     if constexpr (hn::MaxLanes(decltype(di16)()) * 2 > 16) {

@@ -19,6 +19,7 @@
 
 #include "hwy/cache_control.h"
 #include "hwy/highway.h"
+#include "kernels/simd/cpu.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace mneme::kernels::simd::HWY_NAMESPACE {
@@ -65,6 +66,47 @@ template <bool kMayNaN = true, class DF>
 HWY_INLINE hn::Vec<hn::RebindToSigned<DF>> Bf16Code(DF df, hn::Vec<DF> v) {
   return hn::ShiftRight<16>(hn::BitCast(hn::RebindToSigned<DF>(), Bf16InUpperHalf<kMayNaN>(df, v)));
 }
+
+// ---- BF16 in one instruction (AVX512_BF16) --------------------------------------
+
+// Where the CPU has AVX512_BF16 (kHasAvx512Bf16), VCVTNE2PS2BF16 and
+// VCVTNEPS2BF16 narrow with round to nearest even and the NaN quieting above
+// for every F32 input except subnormals, which they read as zero (compared
+// over all 2^32 inputs; tests/test_kernels_convert.cpp checks the kernels on
+// every subnormal, NaN and Inf). Vectors holding a subnormal, rare in
+// decoded weights, take the integer path. Inline assembly: Highway 1.0.3 has
+// no target with these instructions, and a target attribute would keep the
+// kernels from inlining them. The callers: quant's StoreOut/StoreOut2,
+// convert's ToBf16, gguf's StoreOut and StoreBf16EvenOdd.
+#undef MNEME_SIMD_NATIVE_BF16
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+#define MNEME_SIMD_NATIVE_BF16 1
+
+// The lanes of v that are subnormal: |x| - 1 < 2^23 - 1, unsigned.
+HWY_INLINE __mmask16 SubnormalLanes(__m512 v) {
+  const __m512i abs = _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7FFFFFFF));
+  return _mm512_cmplt_epu32_mask(_mm512_sub_epi32(abs, _mm512_set1_epi32(1)),
+                                 _mm512_set1_epi32(0x7FFFFF));
+}
+
+// The 32 BF16 codes of a then b in `out`; false (out untouched) where the
+// integer path must narrow them.
+HWY_INLINE bool NativeBf16Pair(__m512 a, __m512 b, __m512i& out) {
+  if (!kHasAvx512Bf16 || (SubnormalLanes(a) | SubnormalLanes(b)) != 0) return false;
+  __asm__("vcvtne2ps2bf16 %1, %2, %0" : "=v"(out) : "v"(a), "v"(b));
+  return true;
+}
+
+// The 16 BF16 codes of v in `out`; false as above.
+HWY_INLINE bool NativeBf16(__m512 v, __m256i& out) {
+  if (!kHasAvx512Bf16 || SubnormalLanes(v) != 0) return false;
+  __asm__("vcvtneps2bf16 %1, %0" : "=v"(out) : "v"(v));
+  return true;
+}
+
+#else
+#define MNEME_SIMD_NATIVE_BF16 0
+#endif
 
 // ---- F16 ----------------------------------------------------------------------
 

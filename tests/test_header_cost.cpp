@@ -56,8 +56,30 @@ struct Counted {
 
 }  // namespace
 
+// Every form a plain delete may free (Catch allocates with nothrow new; under
+// ASan a form left out would come from ASan's allocator).
 void* operator new(std::size_t n) {
   return counted_alloc(n);
+}
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  try {
+    return counted_alloc(n);
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
+  try {
+    return counted_alloc(n);
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept {
+  counted_free(p);
+}
+void operator delete[](void* p, const std::nothrow_t&) noexcept {
+  counted_free(p);
 }
 void* operator new[](std::size_t n) {
   return counted_alloc(n);

@@ -59,7 +59,9 @@ namespace simd = mneme::kernels::simd::HWY_NAMESPACE;
 template <bool kMayNaN>
 HWY_INLINE hn::Vec<DU16> Bf16Bits(VF v) {
 #if MNEME_SIMD_NATIVE_BF16
-  if constexpr (hn::MaxLanes(DF()) == 16) {
+  // One vector: only where the integer path would test for NaN too (without
+  // that test it is as short as the instruction plus its subnormal check).
+  if constexpr (kMayNaN && hn::MaxLanes(DF()) == 16) {
     __m256i codes;
     if (simd::NativeBf16(v.raw, codes)) return hn::Vec<DU16>{codes};
   }

@@ -51,7 +51,8 @@ HWY_INLINE void StoreOut(DF df, hn::Vec<DF> v, void* out, std::size_t i) {
     auto* dst = static_cast<std::uint16_t*>(out) + i;
     if constexpr (kOut == OutType::bf16) {
 #if MNEME_SIMD_NATIVE_BF16
-      if constexpr (hn::MaxLanes(DF()) == 16) {
+      // One vector: only where the integer path would test for NaN too.
+      if constexpr (kMayNaN && hn::MaxLanes(DF()) == 16) {
         __m256i codes;
         if (simd::NativeBf16(v.raw, codes)) {
           Put<kStream>(d16, hn::Vec<decltype(d16)>{codes}, dst);

@@ -220,6 +220,18 @@ class HeaderReader {
     at_ = at;
     return true;
   }
+  // Runs a check that may throw Error; keeps what it threw and stops the parse.
+  template <class Check>
+  bool guarded(json::error_code& ec, Check&& check) {
+    try {
+      check();
+      return true;
+    } catch (const Error& e) {
+      problem_ = e;
+      ec = json::error::syntax;
+      return false;
+    }
+  }
   bool refuse(json::error_code& ec, const std::string& why, ErrorKind kind = ErrorKind::parse) {
     problem_ = Error(kind, "safetensors " + printable(src_.name()) + ": " + why);
     ec = json::error::syntax;  // any code: the problem above is what is reported
@@ -255,15 +267,11 @@ class HeaderReader {
   bool integer(std::uint64_t v, json::error_code& ec) {
     if (at_ == At::shape) {
       if (pending_.shape.size() == limits_.max_rank) {
-        try {
+        return guarded(ec, [&] {
           over_limit("safetensors " + printable(src_.name()),
                      where() + " rank " + std::to_string(pending_.shape.size() + 1),
                      &Limits::max_rank, limits_);
-        } catch (const Error& e) {
-          problem_ = e;
-          ec = json::error::syntax;
-          return false;
-        }
+        });
       }
       pending_.shape.push_back(v);
       return true;
@@ -287,7 +295,7 @@ class HeaderReader {
     metadata_ = false;
     name_ = std::move(text_);
     text_.clear();
-    try {
+    const bool within = guarded(ec, [&] {
       if (name_.size() > limits_.max_name_bytes) {
         over_limit("safetensors " + printable(src_.name()),
                    where() + " name of " + std::to_string(name_.size()) + " bytes",
@@ -298,11 +306,8 @@ class HeaderReader {
                    "more than " + std::to_string(limits_.max_tensors) + " tensors",
                    &Limits::max_tensors, limits_);
       }
-    } catch (const Error& e) {
-      problem_ = e;
-      ec = json::error::syntax;
-      return false;
-    }
+    });
+    if (!within) return false;
     return go(At::top_value);
   }
 
@@ -325,14 +330,11 @@ class HeaderReader {
 
   bool end_tensor(json::error_code& ec) {
     if (pending_.seen != 7) return refuse(ec, where() + " needs dtype, shape and data_offsets");
-    try {
-      cat_.tensors.push_back(finish_tensor(src_, std::move(name_), pending_.dtype,
-                                           std::move(pending_.shape), pending_.offsets));
-    } catch (const Error& e) {
-      problem_ = e;
-      ec = json::error::syntax;
-      return false;
-    }
+    const bool finished = guarded(ec, [&] {
+      cat_.tensors.push_back(
+          finish_tensor(src_, std::move(name_), pending_.dtype, pending_.shape, pending_.offsets));
+    });
+    if (!finished) return false;
     name_.clear();
     return go(At::top);
   }

@@ -154,3 +154,18 @@ TEST_CASE("a failed remote remember leaves no file behind", "[http][net][faults]
   CHECK_THAT(r.out, Catch::Contains("changed during the load"));
   CHECK(fs::is_empty(dir));  // neither the output nor a temporary
 }
+
+TEST_CASE("an index's shards over HTTP are opened side by side", "[http][net][faults]") {
+  const auto proxy = test::server_or_skip("MNEME_FAULT_URL");
+  if (!proxy) return;
+  // Every response waits 300 ms: shards opened in turn are never in flight
+  // together (the index's three were, before this change, one at a time).
+  const std::string spec = unique("delay=300~side-by-side");
+  const std::string index = *proxy + "/" + spec +
+                            test::url_of("", fs::path(MNEME_SOURCE_DIR) / "fixtures" /
+                                                 "sample-model" / "model.safetensors.index.json");
+  boost::asio::io_context io;
+  const Catalog cat = open_catalog({index}, io.get_executor());
+  CHECK(cat.sources.size() == 3);
+  CHECK(std::stoi(test::get_text(*proxy + "/__peak__/" + spec)) >= 2);
+}

@@ -1,13 +1,17 @@
 // Format detection and multi-source merging.
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <regex>
 #include <set>
 #include <span>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -64,6 +68,35 @@ void merge(Catalog& into, Catalog&& part, std::unordered_map<std::string, std::s
       fail(ErrorKind::parse, "tensor \"" + printable(t.name) + "\" appears in more than one shard");
     }
     into.tensors.push_back(std::move(t));
+  }
+}
+
+// Runs fn(0), ..., fn(n - 1) on up to `width` threads and rethrows the error
+// of the lowest index that failed, so which one is reported does not depend
+// on timing.
+void for_each_index(std::size_t n, std::size_t width, const std::function<void(std::size_t)>& fn) {
+  if (width <= 1 || n <= 1) {
+    for (std::size_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  std::vector<std::exception_ptr> errors(n);
+  std::atomic<std::size_t> next{0};
+  const auto work = [&] {
+    for (std::size_t i; (i = next.fetch_add(1)) < n;) {
+      try {
+        fn(i);
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    }
+  };
+  {
+    std::vector<std::jthread> helpers;
+    for (std::size_t k = 1; k < std::min(width, n); ++k) helpers.emplace_back(work);
+    work();
+  }
+  for (const auto& e : errors) {
+    if (e) std::rethrow_exception(e);
   }
 }
 
@@ -220,9 +253,18 @@ Catalog open_safetensors_index(const std::string& index_path, boost::asio::any_i
   std::unordered_map<std::string, std::size_t> seen;
   OpenOptions found = open;  // shards the index names, not the user
   found.regular_file_only = true;
-  for (const auto& shard : shards) {
-    Catalog part =
-        parse_by_content(open_source(sibling(index_path, shard, where), executor, found), limits);
+  // Remote shards are opened side by side (as many as the connections per
+  // host): each open is a few round trips (first byte, header), and a
+  // 163-shard checkpoint must not wait for them in turn.
+  std::vector<Catalog> parts(shards.size());
+  const std::size_t width = is_remote(index_path) ? std::max(1u, open.connections) : 1;
+  for_each_index(shards.size(), width, [&](std::size_t i) {
+    parts[i] = parse_by_content(open_source(sibling(index_path, shards[i], where), executor, found),
+                                limits);
+  });
+  for (std::size_t i = 0; i < shards.size(); ++i) {
+    const std::string& shard = shards[i];
+    Catalog& part = parts[i];
     for (const auto& t : part.tensors) {
       const auto it = tensor_shard.find(t.name);
       if (it == tensor_shard.end() || it->second != shard) {

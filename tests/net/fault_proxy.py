@@ -21,10 +21,12 @@ that each test counts its own requests:
     changed@K    from the K-th request on, the object "changes": a request
                  with If-Match gets 412, others see a new ETag
     rate=B       every response body at most B bytes per second (per connection)
+    delay=MS     every response waits MS milliseconds before it starts
     ok           nothing
 
 GET /__bytes__/SPEC answers the body bytes sent so far for SPEC (as text);
-GET /__calls__/sts and /__calls__/imds the requests those services got.
+GET /__calls__/sts and /__calls__/imds the requests those services got;
+GET /__peak__/SPEC the most requests carrying SPEC it was serving at once.
 
 With --aws-creds KEY:SECRET it also stands in for the AWS credential
 services a test cannot reach: /sts/?Action=AssumeRoleWithWebIdentity (the
@@ -40,6 +42,8 @@ import socket
 import struct
 
 counts = collections.Counter()
+inflight = collections.Counter()  # requests being served, per SPEC
+peak = collections.Counter()      # the most at once, per SPEC
 args = None
 sent = collections.Counter()  # body bytes per SPEC
 
@@ -51,6 +55,9 @@ def parse_spec(spec):
             continue
         if item.startswith("rate="):
             rate = int(item[5:])
+            continue
+        if item.startswith("delay="):
+            faults.append(("delay", "*", int(item[6:])))
             continue
         name, _, rest = item.partition("@")
         k, _, n = rest.partition(":")
@@ -142,8 +149,9 @@ async def handle(reader, writer, upstream):
                 writer.write(head_bytes(f"HTTP/1.1 {code} X", [("Content-Length", str(len(body)))]) + body)
                 await writer.drain()
                 continue
-            if spec in ("__bytes__", "__calls__"):
-                body = str(sent[rest] if spec == "__bytes__" else counts["aws:" + rest]).encode()
+            if spec in ("__bytes__", "__calls__", "__peak__"):
+                body = str(sent[rest] if spec == "__bytes__" else
+                           counts["aws:" + rest] if spec == "__calls__" else peak[rest]).encode()
                 writer.write(head_bytes("HTTP/1.1 200 OK", [("Content-Length", str(len(body)))]) + body)
                 await writer.drain()
                 continue
@@ -152,59 +160,66 @@ async def handle(reader, writer, upstream):
             nth = counts[spec]
             active = {name: n for name, k, n in faults if applies(k, nth, name)}
             print(spec, nth, method, rest, get(headers, "Range"), sorted(active), flush=True)
+            inflight[spec] += 1
+            peak[spec] = max(peak[spec], inflight[spec])
+            try:
+                if "delay" in active:
+                    await asyncio.sleep(active["delay"] / 1000)
 
-            if "503" in active or "500" in active:
-                code = 503 if "503" in active else 500
-                body = (b"<?xml version=\"1.0\"?><Error><Code>SlowDown</Code><Message>Please reduce"
-                        b" your request rate.</Message><RequestId>test-%d</RequestId></Error>" % nth)
-                writer.write(head_bytes(f"HTTP/1.1 {code} Injected", [
-                    ("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]) + body)
-                await writer.drain()
-                continue
-            if "changed" in active and get(headers, "If-Match"):
-                writer.write(head_bytes("HTTP/1.1 412 Precondition Failed", [("Content-Length", "0")]))
-                await writer.drain()
-                continue
+                if "503" in active or "500" in active:
+                    code = 503 if "503" in active else 500
+                    body = (b"<?xml version=\"1.0\"?><Error><Code>SlowDown</Code><Message>Please reduce"
+                            b" your request rate.</Message><RequestId>test-%d</RequestId></Error>" % nth)
+                    writer.write(head_bytes(f"HTTP/1.1 {code} Injected", [
+                        ("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]) + body)
+                    await writer.drain()
+                    continue
+                if "changed" in active and get(headers, "If-Match"):
+                    writer.write(head_bytes("HTTP/1.1 412 Precondition Failed", [("Content-Length", "0")]))
+                    await writer.drain()
+                    continue
 
-            fwd = without(without(headers, "Host"), "Connection")
-            if "full" in active:
-                fwd = without(fwd, "Range")
-            if "changed" in active:
-                fwd = without(fwd, "If-Match")
-            fwd = [("Host", f"{up_host}:{up_port}")] + fwd
-            if up_writer is None:
-                up_reader, up_writer = await asyncio.open_connection(up_host, up_port)
-            up_writer.write(head_bytes(f"{method} /{rest} {version}", fwd))
-            await up_writer.drain()
-            ustart, uheaders = await read_head(up_reader)
-            length = int(get(uheaders, "Content-Length") or 0)
-            body = await up_reader.readexactly(length) if method != "HEAD" else b""
+                fwd = without(without(headers, "Host"), "Connection")
+                if "full" in active:
+                    fwd = without(fwd, "Range")
+                if "changed" in active:
+                    fwd = without(fwd, "If-Match")
+                fwd = [("Host", f"{up_host}:{up_port}")] + fwd
+                if up_writer is None:
+                    up_reader, up_writer = await asyncio.open_connection(up_host, up_port)
+                up_writer.write(head_bytes(f"{method} /{rest} {version}", fwd))
+                await up_writer.drain()
+                ustart, uheaders = await read_head(up_reader)
+                length = int(get(uheaders, "Content-Length") or 0)
+                body = await up_reader.readexactly(length) if method != "HEAD" else b""
 
-            if "changed" in active:
-                uheaders = without(uheaders, "ETag") + [("ETag", '"changed"')]
-            if "nocr" in active:
-                uheaders = without(uheaders, "Content-Range")
-            if "wrongcr" in active and get(uheaders, "Content-Range"):
-                unit, _, rng = get(uheaders, "Content-Range").partition(" ")
-                first, _, tail = rng.partition("-")
-                uheaders = without(uheaders, "Content-Range") + [
-                    ("Content-Range", f"{unit} {int(first) + 1}-{tail}")]
-            if "long" in active:
-                body += b"\xAB" * 16
-                uheaders = without(uheaders, "Content-Length") + [("Content-Length", str(len(body)))]
+                if "changed" in active:
+                    uheaders = without(uheaders, "ETag") + [("ETag", '"changed"')]
+                if "nocr" in active:
+                    uheaders = without(uheaders, "Content-Range")
+                if "wrongcr" in active and get(uheaders, "Content-Range"):
+                    unit, _, rng = get(uheaders, "Content-Range").partition(" ")
+                    first, _, tail = rng.partition("-")
+                    uheaders = without(uheaders, "Content-Range") + [
+                        ("Content-Range", f"{unit} {int(first) + 1}-{tail}")]
+                if "long" in active:
+                    body += b"\xAB" * 16
+                    uheaders = without(uheaders, "Content-Length") + [("Content-Length", str(len(body)))]
 
-            writer.write(head_bytes(ustart, uheaders))
-            if "reset" in active or "truncate" in active or "stall" in active:
-                n = active.get("reset", active.get("truncate", active.get("stall")))
-                await send_body(writer, body[:n], rate, spec)
-                if "stall" in active:
-                    await asyncio.sleep(30)
-                if "reset" in active:
-                    sock = writer.get_extra_info("socket")
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                writer.close()
-                return
-            await send_body(writer, body, rate, spec)
+                writer.write(head_bytes(ustart, uheaders))
+                if "reset" in active or "truncate" in active or "stall" in active:
+                    n = active.get("reset", active.get("truncate", active.get("stall")))
+                    await send_body(writer, body[:n], rate, spec)
+                    if "stall" in active:
+                        await asyncio.sleep(30)
+                    if "reset" in active:
+                        sock = writer.get_extra_info("socket")
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    writer.close()
+                    return
+                await send_body(writer, body, rate, spec)
+            finally:
+                inflight[spec] -= 1
     except (ConnectionError, asyncio.IncompleteReadError):
         pass
     finally:

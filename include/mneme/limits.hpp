@@ -49,6 +49,9 @@ struct LimitField {
 // Every cap, in the order of Limits.
 std::span<const LimitField> limit_fields();
 
+// The cap named `name` ("tensors", "header-bytes"), or null.
+const LimitField* find_limit(std::string_view name);
+
 // Throws Error{limit} naming the first cap set below its floor.
 void check_floors(const Limits& limits);
 

@@ -180,28 +180,24 @@ std::string limits_help() {
 
 // --max-NAME VALUE: a size or a count, at least the cap's floor.
 void parse_limit(const std::string& name, const std::string& value, Limits& limits) {
-  const std::string_view key = std::string_view(name).substr(6);
-  for (const auto& f : limit_fields()) {
-    if (f.name != key) continue;
-    std::uint64_t v = 0;
-    if (f.size) {
-      v = parse_size(value, name);
-    } else {
-      const bool digits = !value.empty() && value.size() <= 19 &&
-                          std::all_of(value.begin(), value.end(), [](char c) {
-                            return std::isdigit(static_cast<unsigned char>(c));
-                          });
-      if (!digits) throw UsageError(name + " needs a whole number, not '" + value + "'");
-      v = std::stoull(value);
-    }
-    if (v < f.floor) {
-      throw UsageError(name + " must be at least " + std::to_string(f.floor) + ", not '" + value +
-                       "'");
-    }
-    limits.*f.field = v;
-    return;
+  const LimitField* f = find_limit(std::string_view(name).substr(6));
+  if (!f) throw UsageError("unknown option " + name);
+  std::uint64_t v = 0;
+  if (f->size) {
+    v = parse_size(value, name);
+  } else {
+    const bool digits = !value.empty() && value.size() <= 19 &&
+                        std::all_of(value.begin(), value.end(), [](char c) {
+                          return std::isdigit(static_cast<unsigned char>(c));
+                        });
+    if (!digits) throw UsageError(name + " needs a whole number, not '" + value + "'");
+    v = std::stoull(value);
   }
-  throw UsageError("unknown option " + name);
+  if (v < f->floor) {
+    throw UsageError(name + " must be at least " + std::to_string(f->floor) + ", not '" + value +
+                     "'");
+  }
+  limits.*f->field = v;
 }
 
 unsigned parse_threads(const std::string& v) {

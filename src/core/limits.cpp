@@ -44,6 +44,13 @@ std::span<const LimitField> limit_fields() {
   return kFields;
 }
 
+const LimitField* find_limit(std::string_view name) {
+  for (const auto& f : kFields) {
+    if (f.name == name) return &f;
+  }
+  return nullptr;
+}
+
 void check_floors(const Limits& limits) {
   for (const auto& f : kFields) {
     if (limits.*f.field < f.floor) {

@@ -81,10 +81,8 @@ Limits limits_from(const py::object& limits) {
   for (const auto& [key, value] : py::cast<py::dict>(limits)) {
     std::string name = py::str(key);
     std::replace(name.begin(), name.end(), '_', '-');
-    const auto fields = limit_fields();
-    const auto f = std::find_if(fields.begin(), fields.end(),
-                                [&](const LimitField& x) { return x.name == name; });
-    if (f == fields.end())
+    const LimitField* f = find_limit(name);
+    if (!f)
       throw py::value_error("limits: no cap named '" + std::string(py::str(key)) + "'");
     const auto v = py::cast<std::uint64_t>(value);
     if (v < f->floor) {

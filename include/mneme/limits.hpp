@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <mneme/error.hpp>
 #include <span>
 #include <string>
 #include <string_view>
@@ -55,7 +56,11 @@ const LimitField* find_limit(std::string_view name);
 // Throws Error{limit} naming the first cap set below its floor.
 void check_floors(const Limits& limits);
 
-// Throws Error{limit}: "<where>: <what>, over the cap of <cap> (--max-<name>)".
+// Error{limit}: "<where>: <what>, over the cap of <cap> (--max-<name>)".
+Error limit_error(const std::string& where, const std::string& what, std::uint64_t Limits::*field,
+                  const Limits& limits);
+
+// Throws limit_error(where, what, field, limits).
 [[noreturn]] void over_limit(const std::string& where, const std::string& what,
                              std::uint64_t Limits::*field, const Limits& limits);
 

@@ -245,6 +245,8 @@ Catalog open_safetensors_index(const std::string& index_path, boost::asio::any_i
     }
     tensor_shard.emplace(std::string(kv.key()), std::move(file));
   }
+  // Checked here, before any shard is opened, because an index opened on its own never passes
+  // through open_sources' per-file count; open_sources counts again across all its sources.
   if (shards.size() > limits.max_shards) {
     over_limit(where, std::to_string(shards.size()) + " shards", &Limits::max_shards, limits);
   }

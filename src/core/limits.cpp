@@ -61,11 +61,16 @@ void check_floors(const Limits& limits) {
   }
 }
 
+Error limit_error(const std::string& where, const std::string& what, std::uint64_t Limits::*field,
+                  const Limits& limits) {
+  return Error(ErrorKind::limit, where + ": " + what + ", over the cap of " +
+                                     std::to_string(limits.*field) + " (--max-" +
+                                     std::string(field_of(field).name) + ")");
+}
+
 void over_limit(const std::string& where, const std::string& what, std::uint64_t Limits::*field,
                 const Limits& limits) {
-  fail(ErrorKind::limit, where + ": " + what + ", over the cap of " +
-                             std::to_string(limits.*field) + " (--max-" +
-                             std::string(field_of(field).name) + ")");
+  throw limit_error(where, what, field, limits);
 }
 
 }  // namespace mneme

@@ -122,11 +122,13 @@ class Machine {
   [[noreturn]] void bad(const std::string& why) const {
     fail(ErrorKind::parse, "pickle: " + why + " (at byte " + std::to_string(op_pos_) + ")");
   }
-  [[noreturn]] void over(const std::string& what, std::uint64_t cap) const {
-    fail(ErrorKind::limit, "pickle: " + what + " exceeds the limit of " + std::to_string(cap));
-  }
+  // A cap the caller sets (named by its --max-NAME option in the message).
   [[noreturn]] void over(const std::string& what, std::uint64_t Limits::*cap) const {
     over_limit("pickle", what, cap, lim_);
+  }
+  // A bound of the VM itself, not configurable: the stack and the extractor's walk.
+  [[noreturn]] void over_fixed(const std::string& what, std::uint64_t bound) const {
+    fail(ErrorKind::limit, "pickle: " + what + " exceeds the limit of " + std::to_string(bound));
   }
 
   void charge(std::uint64_t bytes) {
@@ -169,7 +171,7 @@ class Machine {
 
   // Stack.
   void push(Ref r) {
-    if (stack_.size() >= kMaxStack) over("stack depth", kMaxStack);
+    if (stack_.size() >= kMaxStack) over_fixed("stack depth", kMaxStack);
     stack_.push_back(r);
   }
   Ref pop() {
@@ -567,9 +569,9 @@ TensorRef Machine::make_tensor(Ref args_ref, const std::string& name) const {
 
 void Machine::walk(Ref v, const std::string& name, std::uint64_t depth,
                    std::vector<TensorRef>& out) {
-  if (depth > kMaxExtractDepth) over("state-dict nesting", kMaxExtractDepth);
+  if (depth > kMaxExtractDepth) over_fixed("state-dict nesting", kMaxExtractDepth);
   // Shared containers could otherwise be walked exponentially many times.
-  if (++visits_ > 2 * arena_.size() + 1024) over("values visited", 2 * arena_.size() + 1024);
+  if (++visits_ > 2 * arena_.size() + 1024) over_fixed("values visited", 2 * arena_.size() + 1024);
   const Obj& o = arena_[v];
   const auto child = [&](const std::string& k) { return name.empty() ? k : name + "." + k; };
   switch (o.kind) {

@@ -237,6 +237,11 @@ class HeaderReader {
     ec = json::error::syntax;  // any code: the problem above is what is reported
     return false;
   }
+  bool refuse_over(json::error_code& ec, const std::string& what, std::uint64_t Limits::*cap) {
+    problem_ = limit_error("safetensors " + printable(src_.name()), what, cap, limits_);
+    ec = json::error::syntax;
+    return false;
+  }
   std::string where() const { return "tensor \"" + printable(name_) + "\""; }
   std::string unexpected(const char* what) const {
     switch (at_) {
@@ -267,11 +272,8 @@ class HeaderReader {
   bool integer(std::uint64_t v, json::error_code& ec) {
     if (at_ == At::shape) {
       if (pending_.shape.size() == limits_.max_rank) {
-        return guarded(ec, [&] {
-          over_limit("safetensors " + printable(src_.name()),
-                     where() + " rank " + std::to_string(pending_.shape.size() + 1),
-                     &Limits::max_rank, limits_);
-        });
+        return refuse_over(ec, where() + " rank " + std::to_string(pending_.shape.size() + 1),
+                           &Limits::max_rank);
       }
       pending_.shape.push_back(v);
       return true;
@@ -295,19 +297,14 @@ class HeaderReader {
     metadata_ = false;
     name_ = std::move(text_);
     text_.clear();
-    const bool within = guarded(ec, [&] {
-      if (name_.size() > limits_.max_name_bytes) {
-        over_limit("safetensors " + printable(src_.name()),
-                   where() + " name of " + std::to_string(name_.size()) + " bytes",
-                   &Limits::max_name_bytes, limits_);
-      }
-      if (cat_.tensors.size() == limits_.max_tensors) {
-        over_limit("safetensors " + printable(src_.name()),
-                   "more than " + std::to_string(limits_.max_tensors) + " tensors",
-                   &Limits::max_tensors, limits_);
-      }
-    });
-    if (!within) return false;
+    if (name_.size() > limits_.max_name_bytes) {
+      return refuse_over(ec, where() + " name of " + std::to_string(name_.size()) + " bytes",
+                         &Limits::max_name_bytes);
+    }
+    if (cat_.tensors.size() == limits_.max_tensors) {
+      return refuse_over(ec, "more than " + std::to_string(limits_.max_tensors) + " tensors",
+                         &Limits::max_tensors);
+    }
     return go(At::top_value);
   }
 

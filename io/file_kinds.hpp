@@ -14,10 +14,11 @@ namespace mneme::detail {
 
 // file.random_access must be true for these.
 SourcePtr make_pread_source(std::string name, OpenedFile file);
-SourcePtr make_mmap_source(std::string name, const OpenedFile& file);
-// The same, but nullptr where the file cannot be mapped (the caller falls
-// back to pread on the same descriptor).
-SourcePtr try_make_mmap_source(std::string name, const OpenedFile& file);
+// The mapping takes file's descriptor (for read_at) once it is made.
+SourcePtr make_mmap_source(std::string name, OpenedFile& file);
+// The same, but nullptr where the file cannot be mapped, leaving `file`
+// untouched (the caller falls back to pread on the same descriptor).
+SourcePtr try_make_mmap_source(std::string name, OpenedFile& file);
 // Throws Error{unsupported} when io_uring is refused; `file` is then left
 // untouched so the caller may fall back to pread on it.
 SourcePtr make_uring_source(std::string name, OpenedFile& file,

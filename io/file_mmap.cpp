@@ -1,4 +1,7 @@
-// Memory-mapped file: zero-copy views for the pipeline (contiguous()).
+// Memory-mapped file: zero-copy views for the pipeline (contiguous()), and
+// pread on the same descriptor for copies (read_at): a copy out of the page
+// cache by the kernel is cheaper than one through the mapping, whose page
+// tables cost as much again (docs/perf-experiments.md, P12).
 //
 // A file truncated or shrunk by another process while mapped would make the
 // next access to the lost pages raise SIGBUS (hostile-inputs.md item 62): the
@@ -11,7 +14,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
-#include <cstring>
 
 #include "io/file_kinds.hpp"
 #include "io/mapping_guard.hpp"
@@ -26,18 +28,24 @@ constexpr std::byte kEmpty{0};
 
 class MmapSource final : public Source {
  public:
-  // Maps file (which the mapping keeps referenced; the descriptor may close).
-  MmapSource(std::string name, const OpenedFile& file)
+  // Maps file; takes its descriptor once the mapping is made.
+  MmapSource(std::string name, OpenedFile& file)
       : name_(std::move(name)), size_(file.size), id_(file.id) {
     // mmap of 0 bytes is EINVAL; an empty file needs no mapping at all.
     if (size_ == 0) return;
     if (size_ > SIZE_MAX) fail(ErrorKind::io, printable(name_) + ": too large to map");
     void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, file.fd.get(), 0);
     if (p == MAP_FAILED) fail_errno(name_, "mmap failed", errno);
+    try {
+      guard_.emplace(p, size_);
+    } catch (...) {
+      ::munmap(p, size_);  // the destructor does not run for a constructor that throws
+      throw;
+    }
     base_ = static_cast<const std::byte*>(p);
-    guard_.emplace(p, size_);
     // Loads read front to back: ask for aggressive readahead, early reclaim.
     ::madvise(p, size_, MADV_SEQUENTIAL);
+    fd_ = std::move(file.fd);
   }
   ~MmapSource() override {
     guard_.reset();  // first: the address range may be reused once unmapped
@@ -52,10 +60,11 @@ class MmapSource final : public Source {
   std::string_view kind() const override { return "mmap"; }
   std::optional<FileId> file_id() const override { return id_; }
 
+  // Thread-safe: decoders copy chunks stored as they are output with it.
+  // A file shrunk under it is a short read, Error{io}.
   void read_at(std::uint64_t offset, std::span<std::byte> dst) override {
     check_range(name_, size_, offset, dst.size());
-    if (!dst.empty()) std::memcpy(dst.data(), base_ + offset, dst.size());
-    check_intact();
+    if (!dst.empty()) pread_full(fd_.get(), name_, offset, dst);
   }
 
   void prefetch(std::uint64_t offset, std::uint64_t length) const override {
@@ -82,15 +91,16 @@ class MmapSource final : public Source {
   FileId id_;
   const std::byte* base_ = nullptr;
   std::optional<MappingGuard> guard_;
+  UniqueFd fd_;
 };
 
 }  // namespace
 
-SourcePtr make_mmap_source(std::string name, const OpenedFile& file) {
+SourcePtr make_mmap_source(std::string name, OpenedFile& file) {
   return std::make_shared<MmapSource>(std::move(name), file);
 }
 
-SourcePtr try_make_mmap_source(std::string name, const OpenedFile& file) {
+SourcePtr try_make_mmap_source(std::string name, OpenedFile& file) {
   try {
     return make_mmap_source(std::move(name), file);
   } catch (const Error&) {

@@ -51,7 +51,9 @@ void FileSink::commit(const Chunk& chunk, std::span<std::byte> out) {
     pipeline::StagingPool& pool;
     std::byte* p;
     ~Release() { pool.release(p); }
-  } release{state_->pool, out.data() - misalignment(chunk)};
+  } release{state_->pool,
+            out.data() - reinterpret_cast<std::uintptr_t>(out.data()) %
+                             TensorFileWriter::kDirectAlign};  // staging is page-aligned
   state_->writer->write(chunk.output, chunk.out_offset, out);
 }
 

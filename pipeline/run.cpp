@@ -242,7 +242,17 @@ class Run {
   asio::awaitable<void> read_stream(std::uint32_t output);
   // Input for chunk `c` (a buffer slot holding its bytes, or a pointer into a
   // contiguous source); false when the run is stopping.
-  asio::awaitable<bool> read_input(const Extent& in, Job& job);
+  // A chunk of a contiguous source with nothing to convert is not prefetched
+  // (`populate` false): its decoder copies it with Source::read_at.
+  asio::awaitable<bool> read_input(const Extent& in, Job& job, bool populate = true);
+  // The chunk's output is its stored bytes, in a contiguous source: its
+  // decoder copies them with Source::read_at (a mapped file: pread, which
+  // skips the mapping's page tables; perf-experiments P12) instead of through
+  // the mapping.
+  bool copied_by_read(const Chunk& c) const {
+    return !detail_.outputs[c.output].assembled && outputs_[c.output].codec->copies() &&
+           catalog_.sources[c.input.source]->contiguous() != nullptr;
+  }
   // Prepares `output` for its chunks when its first one is reached: budget,
   // companions, assembled tensor, stream. Later callers wait for the first.
   // False when the run is stopping.
@@ -358,11 +368,11 @@ void Run::record_error(std::exception_ptr e) {
   });
 }
 
-asio::awaitable<bool> Run::read_input(const Extent& in, Job& job) {
+asio::awaitable<bool> Run::read_input(const Extent& in, Job& job, bool populate) {
   Source& src = *catalog_.sources.at(in.source);
   stats_.bytes_read += in.length;
   if (const std::byte* base = src.contiguous()) {
-    if (prefetch()) {
+    if (populate && prefetch()) {
       src.prefetch(in.offset, in.length);  // here, on the io thread, not in a decoder
     }
     job.input = base + in.offset;  // the parser checked the extent against size()
@@ -455,7 +465,7 @@ asio::awaitable<bool> Run::read_next(Lane& lane) {
     co_return false;
   }
   Job job{index};
-  if (!co_await read_input(c.input, job)) {
+  if (!co_await read_input(c.input, job, !copied_by_read(c))) {
     co_return false;
   }
   submit(job);
@@ -622,9 +632,14 @@ void Run::decode_chunk(const Job& job) {
   if (!assembled && out.size() != c.out_bytes) {
     fail(ErrorKind::io, "sink gave an output span of the wrong size");
   }
-  const std::uint64_t first = c.out_offset / dtype_size(plan_.outputs[c.output].dtype);
-  o.codec->decode(first, c.elements, job.input, out);
-  catalog_.sources[c.input.source]->check_intact();  // a mapping that lost pages decoded zeros
+  Source& src = *catalog_.sources[c.input.source];
+  if (copied_by_read(c)) {
+    src.read_at(c.input.offset, out);
+  } else {
+    const std::uint64_t first = c.out_offset / dtype_size(plan_.outputs[c.output].dtype);
+    o.codec->decode(first, c.elements, job.input, out);
+    src.check_intact();  // a mapping that lost pages decoded zeros
+  }
   if (!assembled) {
     sink_.commit(c, out);
   }

@@ -8,6 +8,8 @@
 #include <random>
 #include <thread>
 
+#include <unistd.h>
+
 #include <boost/asio/io_context.hpp>
 
 #include "io/sources.hpp"
@@ -247,6 +249,105 @@ TEST_CASE("memory sink holds exactly the converted tensors", "[pipeline]") {
       CHECK((want.size() == 0 ||
              std::memcmp(sink.tensors()[i].data.get(), want.data(), want.size()) == 0));
     }
+  }
+}
+
+// A mapped file that counts the bytes copied out of it with read_at and the
+// bytes whose page tables it was asked to fill.
+class CountingMapping : public Source {
+ public:
+  explicit CountingMapping(SourcePtr inner) : inner_(std::move(inner)) {}
+  const std::string& name() const override { return inner_->name(); }
+  std::optional<std::uint64_t> size() const override { return inner_->size(); }
+  const std::byte* contiguous() const override { return inner_->contiguous(); }
+  void check_intact() const override { inner_->check_intact(); }
+  void prefetch(std::uint64_t offset, std::uint64_t length) const override {
+    prefetched += length;
+    inner_->prefetch(offset, length);
+  }
+  void read_at(std::uint64_t o, std::span<std::byte> d) override {
+    read += d.size();
+    inner_->read_at(o, d);
+  }
+  mutable std::atomic<std::uint64_t> prefetched{0};
+  std::atomic<std::uint64_t> read{0};
+
+ private:
+  SourcePtr inner_;
+};
+
+TEST_CASE("chunks with nothing to convert are copied out of a mapped file by read, not mapping",
+          "[pipeline][stored]") {
+  const auto dir = test::scratch_dir("copied-by-read");
+  const auto model = write_model(dir, 1, 50'000);
+  auto source =
+      std::make_shared<CountingMapping>(make_mmap_source((dir / "model-0.safetensors").string()));
+  boost::asio::io_context io;
+  const Catalog cat = parse_safetensors(source);
+  std::uint64_t stored_bytes = 0, converted_bytes = 0;
+  for (const auto& g : model) {
+    const bool stored = g.entry.dtype == DType::bf16 || g.entry.dtype == DType::i64;
+    (stored ? stored_bytes : converted_bytes) += g.data.size();
+  }
+  REQUIRE(stored_bytes > 0);
+  REQUIRE(converted_bytes > 0);
+  for (unsigned threads : {1u, 2u}) {
+    INFO("threads " << threads);
+    source->read = 0;
+    source->prefetched = 0;
+    PlanOptions po;
+    po.to = OutType::bf16;
+    po.max_chunk_bytes = 16 << 10;
+    const Plan plan = make_plan(cat, po);
+    MemorySink sink;
+    run_pipeline(io, cat, plan, sink, RunOptions{.threads = threads});
+    // BF16 and I64 stay as stored: read with read_at, never prefetched.
+    CHECK(source->read == stored_bytes);
+    CHECK(source->prefetched <= converted_bytes);
+    REQUIRE(sink.tensors().size() == model.size());
+    for (std::size_t i = 0; i < model.size(); ++i) {
+      const auto want = expected_bytes(model[i], OutType::bf16);
+      REQUIRE(sink.tensors()[i].bytes == want.size());
+      CHECK((want.empty() ||
+             std::memcmp(sink.tensors()[i].data.get(), want.data(), want.size()) == 0));
+    }
+  }
+}
+
+TEST_CASE("a model with nothing to convert is written byte for byte, direct and buffered",
+          "[pipeline][stored]") {
+  const auto dir = test::scratch_dir("file-stored");
+  const auto model = write_model(dir, 2, 70'000);
+  // The build tree's filesystem (direct writes where it allows them) and tmpfs
+  // (buffered only) take different paths through the file writer.
+  std::vector<std::filesystem::path> outs = {dir / "out.safetensors"};
+  if (std::filesystem::is_directory("/dev/shm")) {
+    outs.push_back(std::filesystem::path("/dev/shm") /
+                   ("mneme-file-stored-" + std::to_string(::getpid()) + ".safetensors"));
+  }
+  for (const auto& out : outs) {
+    for (FileIo mode : {FileIo::automatic, FileIo::pread}) {
+      INFO(out << " mode " << static_cast<int>(mode));
+      boost::asio::io_context io;
+      const Catalog cat = open_catalog({dir.string()}, io.get_executor(), {mode});
+      PlanOptions po;  // nothing converted
+      po.max_chunk_bytes = 64 << 10;
+      const Plan plan = make_plan(cat, po);
+      {
+        FileSink sink(out.string(), FileFormat::safetensors);
+        run_pipeline(io, cat, plan, sink, RunOptions{.threads = 2});
+      }
+      const Catalog written = parse_safetensors(make_mmap_source(out.string()));
+      const auto file = test::read_file(out);
+      REQUIRE(written.tensors.size() == model.size());
+      for (std::size_t i = 0; i < model.size(); ++i) {
+        REQUIRE(written.tensors[i].data.length == model[i].data.size());
+        CHECK((model[i].data.empty() ||
+               std::memcmp(file.data() + written.tensors[i].data.offset, model[i].data.data(),
+                           model[i].data.size()) == 0));
+      }
+    }
+    std::filesystem::remove(out);
   }
 }
 

@@ -81,7 +81,8 @@ class Source {
   virtual std::optional<FileId> file_id() const { return std::nullopt; }
 
   // Blocking read of exactly dst.size() bytes at offset. Used by parsers for
-  // header bytes and by the pread fallback.
+  // header bytes, by the pread fallback, and, on a contiguous source, by
+  // decode threads at once (chunks with nothing to convert are copied with it).
   virtual void read_at(std::uint64_t offset, std::span<std::byte> dst) = 0;
 
   // Asynchronous read of exactly dst.size() bytes at offset. The coroutine

@@ -73,6 +73,7 @@ class PlainCodec final : public Codec {
       std::memcpy(out.data(), input, count * out_size_);
     }
   }
+  bool copies() const override { return convert_ == nullptr; }
 
  private:
   kernels::ConvertFn convert_;

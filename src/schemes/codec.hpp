@@ -51,6 +51,9 @@ class Codec {
   // on the tensor's short last unit). Const: chunks decode concurrently.
   virtual void decode(std::uint64_t first, std::uint64_t count, const std::byte* input,
                       std::span<std::byte> out) const = 0;
+  // Whether decode() only copies: the output bytes are the stored bytes (a
+  // tensor kept in its stored type), which the pipeline may then copy itself.
+  virtual bool copies() const { return false; }
 
  protected:
   Codec(DType output, CodecGeometry geometry) : output_(output), geometry_(geometry) {}

@@ -78,20 +78,42 @@ HWY_INLINE hn::Vec<DU16> F16Bits(VF v) {
 // Where and how outputs are written: the output type, and whether to use
 // non-temporal stores (for outputs much larger than the caches, where they
 // save the read-for-ownership of every written line; dst is then aligned).
-template <OutType kOutType, bool kStreamStores>
+//
+// kFiniteIsNormal: the block type's scales and mins are F16 values (all
+// multiples of 2^-24) times integers or factors of at least 1/8, and its
+// quants are integers, so every product, sum and difference is a multiple of
+// 2^-27 (rounding cannot leave that grid: a float below 2^-4 with fewer than
+// 24 significant bits above 2^-27 is exact): zero or normal, never
+// subnormal. With finite scales BF16 narrowing may then be the bare
+// AVX512_BF16 instruction. Not MXFP4 (an E8M0 scale reaches 2^-128) nor Q8_K
+// (an F32 scale).
+template <OutType kOutType, bool kStreamStores, bool kFiniteIsNormalType = false>
 struct Sink {
   static constexpr OutType kOut = kOutType;
   static constexpr bool kStream = kStreamStores;
+  static constexpr bool kFiniteIsNormal = kFiniteIsNormalType;
 };
+template <class S, GgmlType kType>
+using SinkFor = Sink<S::kOut, S::kStream, kType != GgmlType::MXFP4 && kType != GgmlType::Q8_K>;
 
 template <class S, class D, class T>
 HWY_INLINE void Put(hn::Vec<D> v, D d, T* p) {
   simd::Put<S::kStream>(d, v, p);
 }
 
-// Writes the Lanes(DF) values of v as outputs idx.. of dst.
-template <class S, bool kMayNaN = true>
+// Writes the Lanes(DF) values of v as outputs idx.. of dst. kNormal: no lane
+// of v is subnormal (nor NaN), so BF16 narrowing may be the bare instruction.
+template <class S, bool kMayNaN = true, bool kNormal = false>
 HWY_INLINE void StoreOut(VF v, std::uint8_t* dst, std::size_t idx) {
+#if MNEME_SIMD_NATIVE_BF16
+  if constexpr (kNormal && S::kOut == OutType::bf16 && hn::MaxLanes(DF()) == 16) {
+    __m256i codes;
+    if (simd::NativeBf16NoSubnormal(v.raw, codes)) {
+      Put<S>(hn::Vec<DU16>{codes}, DU16(), reinterpret_cast<std::uint16_t*>(dst) + idx);
+      return;
+    }
+  }
+#endif
   if constexpr (S::kOut == OutType::f32) {
     Put<S>(v, DF(), reinterpret_cast<float*>(dst) + idx);
   } else if constexpr (S::kOut == OutType::bf16) {
@@ -147,7 +169,7 @@ HWY_INLINE bool Finite(float x) {
 // Widens the 16 int8 lanes of q to f32, applies op to each f32 vector and
 // stores the results as outputs idx..idx+15. With finite scales (op.finite)
 // no output can be NaN, so BF16 narrowing skips its NaN test.
-template <class S, bool kMayNaN, class Op, class D>
+template <class S, bool kMayNaN, class Op, class D, bool kNormal = false>
 HWY_INLINE void Emit16Impl(D df, VI8 q, const Op& op, std::uint8_t* dst, std::size_t idx) {
   const hn::RebindToSigned<D> di;
   constexpr std::size_t N = hn::MaxLanes(df);
@@ -170,7 +192,7 @@ HWY_INLINE void Emit16Impl(D df, VI8 q, const Op& op, std::uint8_t* dst, std::si
                                    dst, idx + 8);
     }
   } else if constexpr (N == 16) {
-    StoreOut<S, kMayNaN>(op(hn::ConvertTo(df, hn::PromoteTo(di, q))), dst, idx);
+    StoreOut<S, kMayNaN, kNormal>(op(hn::ConvertTo(df, hn::PromoteTo(di, q))), dst, idx);
   } else if constexpr (N == 8) {
     const hn::Half<DI8> dh;
     StoreOut<S, kMayNaN>(op(hn::ConvertTo(df, hn::PromoteTo(di, hn::LowerHalf(dh, q)))), dst, idx);
@@ -192,7 +214,7 @@ HWY_INLINE void Emit16Impl(D df, VI8 q, const Op& op, std::uint8_t* dst, std::si
 template <class S, class Op>
 HWY_INLINE void Emit16(VI8 q, const Op& op, std::uint8_t* dst, std::size_t idx) {
   if (op.finite) {
-    Emit16Impl<S, false>(DF(), q, op, dst, idx);
+    Emit16Impl<S, false, Op, DF, S::kFiniteIsNormal>(DF(), q, op, dst, idx);
   } else {
     Emit16Impl<S, true>(DF(), q, op, dst, idx);
   }
@@ -242,18 +264,12 @@ HWY_INLINE V8 HighNibbles(V8 v) {
   return hn::ShiftRight<4>(v);
 }
 
-// The 16 bits qh >> first .. qh >> (first + 15), each as 0x10 or 0 in a byte
-// (Q5_0 / Q5_1's fifth bit of elements first..first+15).
-HWY_INLINE V8 FifthBits(std::uint32_t qh, int first) {
+// Bits first..first+15 of the little-endian qh at p, each as 0x10 or 0 in a
+// byte (Q5_0 / Q5_1's fifth bit of those elements; first is 0 or 16). On
+// AVX-512 a mask register load and one zeroing move.
+HWY_INLINE V8 FifthBits(const std::uint8_t* qh, int first) {
   const D8 d8;
-  const auto bytes = hn::BitCast(d8, hn::Set(hn::Full128<std::uint32_t>(), qh >> first));
-  alignas(16) static constexpr std::uint8_t kSpread[16] = {0, 0, 0, 0, 0, 0, 0, 0,
-                                                           1, 1, 1, 1, 1, 1, 1, 1};
-  alignas(16) static constexpr std::uint8_t kBit[16] = {1, 2, 4, 8, 16, 32, 64, 128,
-                                                        1, 2, 4, 8, 16, 32, 64, 128};
-  const auto spread = hn::TableLookupBytes(bytes, hn::Load(d8, kSpread));
-  const auto set = hn::Ne(hn::And(spread, hn::Load(d8, kBit)), hn::Zero(d8));
-  return hn::And(hn::VecFromMask(d8, set), hn::Set(d8, 0x10));
+  return hn::IfThenElseZero(hn::LoadMaskBits(d8, qh + first / 8), hn::Set(d8, 0x10));
 }
 
 // ---- per-type kernels: one block at p, outputs from element idx ----
@@ -278,7 +294,7 @@ HWY_INLINE void BlockQ4_1(const std::uint8_t* p, std::uint8_t* dst, std::size_t 
 template <class S>
 HWY_INLINE void BlockQ5_0(const std::uint8_t* p, std::uint8_t* dst, std::size_t idx) {
   const auto s = MakeScale(HalfToF32(p));
-  const std::uint32_t qh = load_u32(p + 2);
+  const std::uint8_t* qh = p + 2;
   const auto qs = Load16(p + 6);
   const auto k16 = hn::Set(DI8(), 16);
   Emit16<S>(hn::Sub(AsI8(hn::Or(LowNibbles(qs), FifthBits(qh, 0))), k16), s, dst, idx);
@@ -288,7 +304,7 @@ HWY_INLINE void BlockQ5_0(const std::uint8_t* p, std::uint8_t* dst, std::size_t 
 template <class S>
 HWY_INLINE void BlockQ5_1(const std::uint8_t* p, std::uint8_t* dst, std::size_t idx) {
   const auto s = MakeScaleAdd(HalfToF32(p), HalfToF32(p + 2));
-  const std::uint32_t qh = load_u32(p + 4);
+  const std::uint8_t* qh = p + 4;
   const auto qs = Load16(p + 8);
   Emit16<S>(AsI8(hn::Or(LowNibbles(qs), FifthBits(qh, 0))), s, dst, idx);
   Emit16<S>(AsI8(hn::Or(HighNibbles(qs), FifthBits(qh, 16))), s, dst, idx + 16);
@@ -396,8 +412,8 @@ HWY_INLINE void BlockQ3_K(const std::uint8_t* p, std::uint8_t* dst, std::size_t 
       const int shift = 2 * j;
       const auto m = hn::Set(d8, static_cast<std::uint8_t>(1u << (4 * n + j)));
       // (q >> shift) & 3, minus 4 where the hmask bit is clear.
-      const auto sub_a = hn::IfThenZeroElse(hn::Ne(hn::And(hm_a, m), hn::Zero(d8)), k4);
-      const auto sub_b = hn::IfThenZeroElse(hn::Ne(hn::And(hm_b, m), hn::Zero(d8)), k4);
+      const auto sub_a = hn::IfThenZeroElse(hn::TestBit(hm_a, m), k4);
+      const auto sub_b = hn::IfThenZeroElse(hn::TestBit(hm_b, m), k4);
       const auto va = hn::Sub(AsI8(hn::And(hn::ShiftRightSame(qa, shift), k3)), AsI8(sub_a));
       const auto vb = hn::Sub(AsI8(hn::And(hn::ShiftRightSame(qb, shift), k3)), AsI8(sub_b));
       Emit16<S>(va, MakeScale(d_all * static_cast<float>(scales[is++])), dst, idx);
@@ -448,9 +464,7 @@ HWY_INLINE void BlockQ5_K(const std::uint8_t* p, std::uint8_t* dst, std::size_t 
     const auto s2 = MakeScaleSub(d * static_cast<float>(sc), min * static_cast<float>(m));
     const auto u1 = hn::Set(d8, static_cast<std::uint8_t>(1u << is));
     const auto u2 = hn::Set(d8, static_cast<std::uint8_t>(2u << is));
-    auto bit = [&](V8 h, V8 u) {
-      return hn::IfThenElseZero(hn::Ne(hn::And(h, u), hn::Zero(d8)), k16);
-    };
+    auto bit = [&](V8 h, V8 u) { return hn::IfThenElseZero(hn::TestBit(h, u), k16); };
     const auto qa = Load16(ql);
     const auto qb = Load16(ql + 16);
     Emit16<S>(AsI8(hn::Add(LowNibbles(qa), bit(qh_a, u1))), s1, dst, idx);
@@ -716,11 +730,11 @@ void DequantizeOut(GgmlType t, const std::uint8_t* in, std::size_t n, std::uint8
   const std::size_t bytes = info->bytes;
   const std::size_t qk = info->elements;
   switch (t) {
-#define MNEME_GGUF_DISPATCH(name, ...)                                                       \
-  case GgmlType::name:                                                                       \
-    RunBlocks([](const std::uint8_t* p, std::uint8_t* o,                                     \
-                 std::size_t i) { Block##name<S>(p, o, i); },                                \
-              in, n, bytes, qk, dst);                                                        \
+#define MNEME_GGUF_DISPATCH(name, ...)                                                 \
+  case GgmlType::name:                                                                 \
+    RunBlocks([](const std::uint8_t* p, std::uint8_t* o,                               \
+                 std::size_t i) { Block##name<SinkFor<S, GgmlType::name>>(p, o, i); }, \
+              in, n, bytes, qk, dst);                                                  \
     return;
     MNEME_GGUF_BLOCK_TYPES(MNEME_GGUF_DISPATCH)
 #undef MNEME_GGUF_DISPATCH

@@ -104,6 +104,14 @@ HWY_INLINE bool NativeBf16(__m512 v, __m256i& out) {
   return true;
 }
 
+// The same for a v the caller knows holds no subnormal lane (a scale whose
+// products cannot be subnormal); false only where the CPU lacks the feature.
+HWY_INLINE bool NativeBf16NoSubnormal(__m512 v, __m256i& out) {
+  if (!kHasAvx512Bf16) return false;
+  __asm__("vcvtneps2bf16 %1, %0" : "=v"(out) : "v"(v));
+  return true;
+}
+
 #else
 #define MNEME_SIMD_NATIVE_BF16 0
 #endif

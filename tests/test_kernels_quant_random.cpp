@@ -4,6 +4,7 @@
 // helpers on edge-case floats, and parameter validation.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -33,24 +34,33 @@ Buffer random_bytes(std::mt19937& rng, std::size_t n) {
   return b;
 }
 
+// Scale i of a buffer of type t (F32 bits kept, NaN payloads included).
+void put_scale(Buffer& b, DType t, std::size_t i, float f) {
+  if (t == DType::f32) {
+    std::memcpy(b.data() + 4 * i, &f, 4);
+  } else {
+    const std::uint16_t h =
+        t == DType::bf16 ? mneme::kernels::bf16_from_f32(f) : mneme::kernels::f16_from_f32(f);
+    std::memcpy(b.data() + 2 * i, &h, 2);
+  }
+}
+
 // Scales: mostly ordinary magnitudes, some NaN, Inf, zero, subnormal, huge.
+// One set in three is tiny (about 2^-118 to 2^-142), so that most of its
+// outputs are subnormal: the kernels must see that from the scales alone and
+// narrow those with the checked path (quant/simd-inl.h, Risk).
 Buffer random_scales(std::mt19937& rng, DType t, std::size_t n) {
   Buffer b(n * (t == DType::f32 ? 4 : 2));
   std::uniform_real_distribution<float> u(-0.05f, 0.05f);
+  const bool tiny = rng() % 3 == 0;
   const std::uint32_t specials[] = {0x7FC00000u, 0xFF800000u, 0x7F800000u, 0x00000000u,
                                     0x80000001u, 0x7F7FFFFFu, 0x7FA00001u, 0x00400000u};
   for (std::size_t i = 0; i < n; ++i) {
-    std::uint32_t bits = mneme::kernels::f32_bits(u(rng));
+    std::uint32_t bits = mneme::kernels::f32_bits(
+        tiny ? std::ldexp(u(rng), -114 - static_cast<int>(rng() % 24)) : u(rng));
     if (rng() % 16 == 0) bits = specials[rng() % std::size(specials)];
     if (rng() % 32 == 0) bits = static_cast<std::uint32_t>(rng());
-    if (t == DType::f32) {
-      std::memcpy(b.data() + 4 * i, &bits, 4);
-    } else {
-      const float f = mneme::kernels::f32_from_bits(bits);
-      const std::uint16_t h = t == DType::bf16 ? mneme::kernels::bf16_from_f32(f)
-                                               : mneme::kernels::f16_from_f32(f);
-      std::memcpy(b.data() + 2 * i, &h, 2);
-    }
+    put_scale(b, t, i, mneme::kernels::f32_from_bits(bits));
   }
   return b;
 }
@@ -236,6 +246,83 @@ TEST_CASE("awq random: Highway equals scalar, both orientations, strided slices"
       q::dequant_awq(t, i0, i1, in, q::MatrixOut{got.data(), ot, orient, stride});
       expect_same(got, want, ot);
     });
+  }
+}
+
+// Tiny scales at vector widths (the random shapes above are mostly narrower
+// than a kernel's widest step): GPTQ and AWQ outputs that are subnormal keep
+// their BF16 bits, with groups of tiny and ordinary scales side by side, so
+// a kernel that picks its narrowing from the wrong scales fails here.
+// Scales of `groups` groups of `per_group`, the odd groups tiny.
+Buffer mixed_scales(std::mt19937& rng, DType t, std::size_t groups, std::size_t per_group) {
+  std::uniform_real_distribution<float> u(-0.05f, 0.05f);
+  Buffer b(groups * per_group * (t == DType::f32 ? 4 : 2));
+  for (std::size_t i = 0; i < groups * per_group; ++i) {
+    const bool tiny = (i / per_group) % 2 == 1;  // odd groups: most outputs subnormal
+    put_scale(b, t, i, tiny ? std::ldexp(u(rng), -120 - static_cast<int>(rng() % 20)) : u(rng));
+  }
+  return b;
+}
+
+TEST_CASE("gptq and awq: subnormal BF16 outputs of tiny scales are exact at vector widths") {
+  std::mt19937 rng(11);
+  for (const DType st : {DType::f32, DType::bf16}) {
+    for (const auto orient : {q::Orientation::in_out, q::Orientation::out_in}) {
+      const bool io = orient == q::Orientation::in_out;
+      for (const unsigned bits : {4u, 8u}) {
+        q::GptqTensor t;
+        t.bits = bits;
+        const std::size_t pack = 32 / bits, groups = 4;
+        t.group_size = 32;
+        t.in_features = t.group_size * groups;
+        t.out_features = 256;
+        t.scale_dtype = st;
+        const Buffer scales = mixed_scales(rng, st, groups, t.out_features);
+        const Buffer qzeros = random_bytes(rng, groups * t.out_features / pack * 4);
+        const Buffer qweight = random_bytes(rng, t.in_features / pack * t.out_features * 4);
+        t.scales = q::Bytes(scales.data(), scales.size());
+        t.qzeros = q::Bytes(qzeros.data(), qzeros.size());
+        const std::size_t rows_out = io ? t.in_features : t.out_features;
+        const std::size_t stride = io ? t.out_features : t.in_features;
+        INFO("gptq bits " << bits << " io " << io << " scales " << mneme::dtype_name(st));
+        Buffer want(rows_out * stride * 2);
+        q::scalar::dequant_gptq(t, 0, t.in_features, qweight.data(),
+                                q::MatrixOut{want.data(), OutType::bf16, orient, stride});
+        for_each_impl([&](const Impl& impl) {
+          if (!impl.simd) return;
+          INFO("impl " << impl.name);
+          Buffer got(want.size());
+          q::dequant_gptq(t, 0, t.in_features, qweight.data(),
+                          q::MatrixOut{got.data(), OutType::bf16, orient, stride});
+          expect_same(got, want, OutType::bf16);
+        });
+      }
+      q::AwqTensor a;
+      const std::size_t groups = 4;
+      a.group_size = 32;
+      a.in_features = a.group_size * groups;
+      a.out_features = 256;
+      a.scale_dtype = st;
+      const Buffer scales = mixed_scales(rng, st, groups, a.out_features);
+      const Buffer qzeros = random_bytes(rng, groups * a.out_features / 2);
+      const Buffer qweight = random_bytes(rng, a.in_features * a.out_features / 2);
+      a.scales = q::Bytes(scales.data(), scales.size());
+      a.qzeros = q::Bytes(qzeros.data(), qzeros.size());
+      const std::size_t rows_out = io ? a.in_features : a.out_features;
+      const std::size_t stride = io ? a.out_features : a.in_features;
+      INFO("awq io " << io << " scales " << mneme::dtype_name(st));
+      Buffer want(rows_out * stride * 2);
+      q::scalar::dequant_awq(a, 0, a.in_features, qweight.data(),
+                             q::MatrixOut{want.data(), OutType::bf16, orient, stride});
+      for_each_impl([&](const Impl& impl) {
+        if (!impl.simd) return;
+        INFO("impl " << impl.name);
+        Buffer got(want.size());
+        q::dequant_awq(a, 0, a.in_features, qweight.data(),
+                       q::MatrixOut{got.data(), OutType::bf16, orient, stride});
+        expect_same(got, want, OutType::bf16);
+      });
+    }
   }
 }
 

@@ -44,17 +44,16 @@ void AwqInOut(const AwqTensor& t, const detail::MatrixPlan& p, std::size_t i0, s
   const std::size_t n_words = p.zero_words;
   const std::size_t stride = p.stride;
   const auto* zwords = t.qzeros.data();
-  std::size_t g_nan = ~std::size_t{0};  // the group whose scales row_nan describes
-  bool row_nan = true;
+  std::size_t g_risk = ~std::size_t{0};  // the group whose scales row_risk describes
+  Risk row_risk;
   for (std::size_t i = i0; i < i1; ++i) {
     const std::size_t g = i / t.group_size;
-    if (g != g_nan) {
-      row_nan = false;
+    if (g != g_risk) {
+      row_risk = {};
       for (std::size_t j = 0; j < n_out; ++j) {
-        const float sf = detail::load_scale(t.scale_dtype, t.scales.data(), g * n_out + j);
-        row_nan |= sf != sf;
+        row_risk.add(detail::load_scale(t.scale_dtype, t.scales.data(), g * n_out + j), 1.0f);
       }
-      g_nan = g;
+      g_risk = g;
     }
     const std::uint8_t* row = qweight + 4 * (i - i0) * n_words;
     const std::uint8_t* zrow = zwords + 4 * g * n_words;
@@ -73,7 +72,7 @@ void AwqInOut(const AwqTensor& t, const detail::MatrixPlan& p, std::size_t i0, s
       return hn::Mul(hn::ConvertTo(df, hn::Sub(q, z)), scale);
     };
     std::size_t c = 0;
-    WithNaN<kOut>(row_nan, [&]<bool kNaN>() {
+    WithNarrowing<kOut, decltype(df)>(row_risk, [&]<Narrow kNaN>() {
       if (N == 8) {  // two words per store
         for (; c + 2 <= n_words; c += 2) {
           const auto a = value(c, 0);
@@ -168,9 +167,10 @@ void AwqOutIn(const AwqTensor& t, const detail::MatrixPlan& p, std::size_t i0, s
       std::size_t g_cached = ~std::size_t{0};
       std::int32_t zc[kC][8];
       float sc[kC][8];
-      bool blk_nan = true;  // a NaN among sc
+      Risk blk_risk;  // what sc makes
       // kVec vectors of rows from r for the block's columns.
-      auto step = [&]<std::size_t kVec, bool kSt, bool kNaN>(std::size_t r) MNEME_QUANT_INLINE_LAMBDA {
+      auto step = [&]<std::size_t kVec, bool kSt, Narrow kNaN>(
+                      std::size_t r) MNEME_QUANT_INLINE_LAMBDA {
         const std::size_t nr = kVec * N;
         if (kHaveTranspose && ncc == kC && nr % 8 == 0) {
           for (std::size_t r8 = 0; r8 < nr; r8 += 8) {
@@ -225,30 +225,33 @@ void AwqOutIn(const AwqTensor& t, const detail::MatrixPlan& p, std::size_t i0, s
         }
       };
       // Caches the zeros and scales when rows [r, r + nr) share a group;
-      // returns whether the step's values may need the NaN test.
+      // returns what the step's scales make (anything, across groups).
       auto prepare = [&](std::size_t r, std::size_t nr) {
         const std::size_t g_lo = (i0 + r) / gs, g_hi = (i0 + r + nr - 1) / gs;
-        if (g_lo != g_hi) return true;
+        if (g_lo != g_hi) return Risk{true, true};
         if (g_lo != g_cached) {
-          blk_nan = false;
+          blk_risk = {};
           for (std::size_t cc = 0; cc < ncc; ++cc) {
             for (std::size_t o = 0; o < 8; ++o) {
               const std::size_t j = 8 * (cb + cc) + o;
               zc[cc][o] = detail::awq_zero(t, p, g_lo, j);
               sc[cc][o] = detail::load_scale(t.scale_dtype, t.scales.data(), g_lo * t.out_features + j);
-              blk_nan |= sc[cc][o] != sc[cc][o];
+              blk_risk.add(sc[cc][o], 1.0f);
             }
           }
           g_cached = g_lo;
         }
-        return blk_nan;
+        return blk_risk;
       };
       std::size_t r = r0;
       for (; r + kV * N <= r1; r += kV * N) {
-        WithNaN<kOut>(prepare(r, kV * N), [&]<bool kNaN>() { step.template operator()<kV, kStream, kNaN>(r); });
+        WithNarrowing<kOut, decltype(df)>(prepare(r, kV * N), [&]<Narrow kNaN>() {
+          step.template operator()<kV, kStream, kNaN>(r);
+        });
       }
       for (; r < r1; r += N) {
-        WithNaN<kOut>(prepare(r, N), [&]<bool kNaN>() { step.template operator()<1, false, kNaN>(r); });
+        WithNarrowing<kOut, decltype(df)>(
+            prepare(r, N), [&]<Narrow kNaN>() { step.template operator()<1, false, kNaN>(r); });
       }
     }
   }

@@ -49,8 +49,15 @@ void Bnb4(const Bnb4Tensor& t, std::size_t e0, std::size_t e1, const std::uint8_
   std::memcpy(map, t.quant_map.data(), 64);
   hn::Vec<decltype(df)> tables[16];
   for (std::size_t k = 0; k < n_tables; ++k) tables[k] = hn::Load(df, map + k * N);
-  bool map_nan = false;  // a NaN map entry keeps the NaN test on (see Bf16Bits)
-  for (std::size_t k = 0; k < 16; ++k) map_nan |= map[k] != map[k];
+  // A NaN map entry keeps the NaN test on (see Bf16Bits); the smallest
+  // non-zero entry bounds what an absmax can make subnormal.
+  bool map_nan = false;
+  float map_min = 3.4028235e38f;
+  for (std::size_t k = 0; k < 16; ++k) {
+    map_nan |= map[k] != map[k];
+    const float a = map[k] < 0 ? -map[k] : map[k];
+    if (a != 0 && a < map_min) map_min = a;
+  }
   const auto lane_mask = hn::Set(di, static_cast<std::int32_t>((N >= 16 ? 16 : N) - 1));
   for (std::size_t b0 = e0; b0 < e1; b0 += t.block_size) {
     const std::size_t b1 = b0 + t.block_size < e1 ? b0 + t.block_size : e1;
@@ -72,7 +79,10 @@ void Bnb4(const Bnb4Tensor& t, std::size_t e0, std::size_t e1, const std::uint8_
       return hn::Mul(v, vabs);
     };
     std::size_t e = b0;
-    WithNaN<kOut>(map_nan || absmax != absmax, [&]<bool kNaN>() {
+    Risk risk;
+    risk.nan = map_nan;
+    risk.add(absmax, map_min);
+    WithNarrowing<kOut, decltype(df)>(risk, [&]<Narrow kNaN>() {
       for (; e + 2 * N <= b1; e += 2 * N) {
         const auto a = value(e);
         StoreOut2<kOut, kStream, kNaN>(df, a, value(e + N), out, e - e0);
@@ -103,7 +113,9 @@ void BnbInt8(const BnbInt8Tensor& t, std::size_t r0, std::size_t r1, const std::
       return hn::Mul(hn::Mul(x, vscb), vinv);
     };
     std::size_t c = 0;
-    WithNaN<kOut>(scb != scb, [&]<bool kNaN>() {
+    Risk risk;
+    risk.add(scb, inv127);  // an INT8 quant times scb, then times 1/127
+    WithNarrowing<kOut, decltype(df)>(risk, [&]<Narrow kNaN>() {
       for (; c + 2 * N <= t.cols; c += 2 * N) {
         const auto a = value(c);
         StoreOut2<kOut, kStream, kNaN>(df, a, value(c + N), out, base + c);

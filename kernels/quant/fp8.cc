@@ -19,7 +19,7 @@ namespace mneme::kernels::quant::HWY_NAMESPACE {
 namespace {
 
 // Decodes n consecutive FP8 bytes sharing one scale.
-template <OutType kOut, bool kE5M2, bool kStream, bool kNaN>
+template <OutType kOut, bool kE5M2, bool kStream, Narrow kNaN>
 void Fp8Run(const std::uint8_t* HWY_RESTRICT in, std::size_t n, float scale, void* out) {
   const hn::ScalableTag<float> df;
   const hn::RebindToUnsigned<decltype(df)> du;
@@ -57,11 +57,14 @@ void Fp8Run(const std::uint8_t* HWY_RESTRICT in, std::size_t n, float scale, voi
 }
 
 // Only a NaN scale makes a NaN whose low bits the BF16 rounding would disturb
-// (FP8 NaNs widen with zero low bits; see Bf16Bits).
+// (FP8 NaNs widen with zero low bits; see Bf16Bits). Non-zero FP8 values are
+// at least 2^-16 (E5M2's smallest subnormal).
 template <OutType kOut, bool kE5M2, bool kStream>
 void Fp8Run(const std::uint8_t* HWY_RESTRICT in, std::size_t n, float scale, void* out) {
-  WithNaN<kOut>(scale != scale,
-                [&]<bool kNaN>() { Fp8Run<kOut, kE5M2, kStream, kNaN>(in, n, scale, out); });
+  Risk risk;
+  risk.add(scale, 0x1p-16f);
+  WithNarrowing<kOut, hn::ScalableTag<float>>(
+      risk, [&]<Narrow kNaN>() { Fp8Run<kOut, kE5M2, kStream, kNaN>(in, n, scale, out); });
 }
 
 template <OutType kOut, bool kE5M2, bool kStream>

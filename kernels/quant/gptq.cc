@@ -61,15 +61,15 @@ void GptqInOut(const GptqTensor& t, const detail::MatrixPlan& p, std::size_t i0,
     const std::size_t step_end = jn - jn % (kV * N);
     const std::size_t vec_end = jn - jn % N;
     std::size_t g_cur = ~std::size_t{0};
-    bool tab_nan = false;  // a NaN scale in the tables
+    Risk tab_risk;  // what the tables' scales make
     // Rebuilds the tables for group g (cheap next to group_size rows of work).
     auto load_group = [&](std::size_t g) {
       if (g == g_cur) return;
-      tab_nan = false;
+      tab_risk = {};
       for (std::size_t l = 0; l < jn; ++l) {
         ztab[l] = detail::gptq_zero(t, p, g, j0 + l);
         stab[l] = detail::load_scale(t.scale_dtype, t.scales.data(), g * n_out + j0 + l);
-        tab_nan |= stab[l] != stab[l];
+        tab_risk.add(stab[l], 1.0f);
       }
       g_cur = g;
     };
@@ -79,7 +79,7 @@ void GptqInOut(const GptqTensor& t, const detail::MatrixPlan& p, std::size_t i0,
       const std::size_t orow = (ibase - i0) * stride + j0;
       if (word_group) {
         load_group(detail::gptq_group(t, p, ibase));
-        WithNaN<kOut>(tab_nan, [&]<bool kNaN>() {
+        WithNarrowing<kOut, decltype(df)>(tab_risk, [&]<Narrow kNaN>() {
           for (std::size_t j = 0; j < step_end; j += kV * N) {
             for (std::size_t k = 0; k < kPack; ++k) {
               for (std::size_t v = 0; v < kV; v += 2) {
@@ -101,7 +101,7 @@ void GptqInOut(const GptqTensor& t, const detail::MatrixPlan& p, std::size_t i0,
         std::size_t j = vec_end;
         if (!word_group) {
           load_group(detail::gptq_group(t, p, ibase + k));
-          WithNaN<kOut>(tab_nan, [&]<bool kNaN>() {
+          WithNarrowing<kOut, decltype(df)>(tab_risk, [&]<Narrow kNaN>() {
             for (std::size_t jj = 0; jj < step_end; jj += kV * N) {
               for (std::size_t v = 0; v < kV; v += 2) {
                 StoreOut2<kOut, kStream, kNaN>(df, value(words, jj + v * N, shift),
@@ -199,7 +199,9 @@ void GptqOutIn(const GptqTensor& t, const detail::MatrixPlan& p, std::size_t i0,
         const float sf = detail::load_scale(t.scale_dtype, t.scales.data(), g * n_out + j);
         const auto zero = hn::Set(di, detail::gptq_zero(t, p, g, j));
         const auto scale = hn::Set(df, sf);
-        WithNaN<kOut>(sf != sf, [&]<bool kNaN>() {
+        Risk risk;
+        risk.add(sf, 1.0f);
+        WithNarrowing<kOut, decltype(df)>(risk, [&]<Narrow kNaN>() {
           // One word: kPack outputs at row + pw * kPack, aligned to their size.
           auto one = [&](std::size_t pw) MNEME_QUANT_INLINE_LAMBDA {
             std::uint32_t w0;

@@ -35,6 +35,32 @@ using simd::UseStream;
 using simd::WidenF16;
 using simd::WithStream;
 
+// What the values a kernel narrows to BF16 may hold, which decides how
+// (WithNarrowing picks it per run of values):
+//   checked       anything: the NaN test, and the instruction only for
+//                 vectors without a subnormal lane;
+//   no_nan        no NaN whose low bits rounding could disturb (no NaN
+//                 scale): the integer path skips its NaN test;
+//   no_subnormal  no NaN scale and no subnormal value: the bare AVX512_BF16
+//                 instruction (or, where a kernel's vectors are narrower,
+//                 the integer path without its NaN test).
+enum class Narrow { checked, no_nan, no_subnormal };
+
+// What a run's scales let its values be. Quants are integers (GPTQ, AWQ,
+// INT8) or table and FP8 values no smaller than min_quant when not zero: a
+// scale that is zero, infinite, NaN, or with |s| * min_quant >= 2^-125 (2^-126
+// with room for the rounding of that product and of the value's own) makes
+// no subnormal.
+struct Risk {
+  bool nan = false;
+  bool subnormal = false;
+  void add(float scale, float min_quant) {
+    nan |= scale != scale;
+    const float a = scale < 0 ? -scale : scale;
+    subnormal |= !(a == 0 || !(a <= 3.4028235e38f) || a * min_quant >= 0x1p-125f);
+  }
+};
+
 // BF16 codes, sign-extended in i32 lanes (see simd::Bf16InUpperHalf for kMayNaN).
 template <bool kMayNaN = true, class DF>
 HWY_INLINE hn::Vec<hn::RebindToSigned<DF>> Bf16Bits(DF df, hn::Vec<DF> v) {
@@ -42,8 +68,9 @@ HWY_INLINE hn::Vec<hn::RebindToSigned<DF>> Bf16Bits(DF df, hn::Vec<DF> v) {
 }
 
 // Stores Lanes(df) f32 results to out + i (elements of the output type).
-template <OutType kOut, bool kStream = false, bool kMayNaN = true, class DF>
+template <OutType kOut, bool kStream = false, Narrow kNarrow = Narrow::checked, class DF>
 HWY_INLINE void StoreOut(DF df, hn::Vec<DF> v, void* out, std::size_t i) {
+  constexpr bool kMayNaN = kNarrow == Narrow::checked;
   if constexpr (kOut == OutType::f32) {
     Put<kStream>(df, v, static_cast<float*>(out) + i);
   } else {
@@ -51,10 +78,12 @@ HWY_INLINE void StoreOut(DF df, hn::Vec<DF> v, void* out, std::size_t i) {
     auto* dst = static_cast<std::uint16_t*>(out) + i;
     if constexpr (kOut == OutType::bf16) {
 #if MNEME_SIMD_NATIVE_BF16
-      // One vector: only where the integer path would test for NaN too.
-      if constexpr (kMayNaN && hn::MaxLanes(DF()) == 16) {
+      // One vector: bare, or checked only where the integer path would test
+      // for NaN too.
+      if constexpr (kNarrow != Narrow::no_nan && hn::MaxLanes(DF()) == 16) {
         __m256i codes;
-        if (simd::NativeBf16(v.raw, codes)) {
+        if (kNarrow == Narrow::no_subnormal ? simd::NativeBf16NoSubnormal(v.raw, codes)
+                                            : simd::NativeBf16(v.raw, codes)) {
           Put<kStream>(d16, hn::Vec<decltype(d16)>{codes}, dst);
           return;
         }
@@ -70,11 +99,12 @@ HWY_INLINE void StoreOut(DF df, hn::Vec<DF> v, void* out, std::size_t i) {
 
 // Stores 2 * Lanes(df) f32 results (a, then b) to out + i. BF16 narrows both
 // vectors in one signed pack (one shuffle fewer per vector, one store).
-template <OutType kOut, bool kStream = false, bool kMayNaN = true, class DF>
+template <OutType kOut, bool kStream = false, Narrow kNarrow = Narrow::checked, class DF>
 HWY_INLINE void StoreOut2(DF df, hn::Vec<DF> a, hn::Vec<DF> b, void* out, std::size_t i) {
+  constexpr bool kMayNaN = kNarrow == Narrow::checked;
 #if HWY_TARGET == HWY_SCALAR
-  StoreOut<kOut, kStream, kMayNaN>(df, a, out, i);
-  StoreOut<kOut, kStream, kMayNaN>(df, b, out, i + 1);
+  StoreOut<kOut, kStream, kNarrow>(df, a, out, i);
+  StoreOut<kOut, kStream, kNarrow>(df, b, out, i + 1);
 #else
   if constexpr (kOut == OutType::bf16) {
     const hn::Repartition<std::int16_t, DF> di16;  // 2 * Lanes(df) lanes
@@ -82,7 +112,8 @@ HWY_INLINE void StoreOut2(DF df, hn::Vec<DF> a, hn::Vec<DF> b, void* out, std::s
 #if MNEME_SIMD_NATIVE_BF16
     if constexpr (hn::MaxLanes(DF()) == 16) {
       __m512i codes;
-      if (simd::NativeBf16Pair(a.raw, b.raw, codes)) {
+      if (kNarrow == Narrow::no_subnormal ? simd::NativeBf16PairNoSubnormal(a.raw, b.raw, codes)
+                                          : simd::NativeBf16Pair(a.raw, b.raw, codes)) {
         Put<kStream>(du16, hn::Vec<decltype(du16)>{codes}, static_cast<std::uint16_t*>(out) + i);
         return;
       }
@@ -104,8 +135,8 @@ HWY_INLINE void StoreOut2(DF df, hn::Vec<DF> a, hn::Vec<DF> b, void* out, std::s
     }
     Put<kStream>(du16, hn::BitCast(du16, packed), static_cast<std::uint16_t*>(out) + i);
   } else {
-    StoreOut<kOut, kStream, kMayNaN>(df, a, out, i);
-    StoreOut<kOut, kStream, kMayNaN>(df, b, out, i + hn::Lanes(df));
+    StoreOut<kOut, kStream, kNarrow>(df, a, out, i);
+    StoreOut<kOut, kStream, kNarrow>(df, b, out, i + hn::Lanes(df));
   }
 #endif
 }
@@ -123,14 +154,29 @@ HWY_INLINE hn::Vec<DF> LoadScales(DF df, DType t, const std::uint8_t* base, std:
   return WidenF16(df, h);
 }
 
-// Calls f.template operator()<kMayNaN>() (see Bf16Bits): without the NaN test
-// only for BF16 output where no scale involved is NaN.
-template <OutType kOut, class F>
-HWY_INLINE void WithNaN(bool scale_nan, F&& f) {
-  if (kOut != OutType::bf16 || scale_nan) {
-    f.template operator()<true>();
+// Calls f.template operator()<kNarrow>() with the narrowing a run of values
+// whose scales make `risk` needs, for a kernel storing vectors of DF (only
+// BF16 output distinguishes; the bare instruction only where the CPU has it,
+// for kernels of 16-lane vectors: offered to narrower ones, the third
+// instantiation of their loops cost 0.7x, perf-experiments P14).
+template <OutType kOut, class DF, class F>
+HWY_INLINE void WithNarrowing(const Risk& risk, F&& f) {
+  if constexpr (kOut != OutType::bf16) {
+    f.template operator()<Narrow::checked>();
   } else {
-    f.template operator()<false>();
+#if MNEME_SIMD_NATIVE_BF16
+    if constexpr (hn::MaxLanes(DF()) == 16) {
+      if (!risk.nan && !risk.subnormal && mneme::kernels::simd::kHasAvx512Bf16) {
+        f.template operator()<Narrow::no_subnormal>();
+        return;
+      }
+    }
+#endif
+    if (risk.nan) {
+      f.template operator()<Narrow::checked>();
+    } else {
+      f.template operator()<Narrow::no_nan>();
+    }
   }
 }
 

@@ -104,6 +104,14 @@ HWY_INLINE bool NativeBf16(__m512 v, __m256i& out) {
   return true;
 }
 
+// The 32 codes of a then b, for a and b the caller knows hold no subnormal
+// lane; false only where the CPU lacks the feature.
+HWY_INLINE bool NativeBf16PairNoSubnormal(__m512 a, __m512 b, __m512i& out) {
+  if (!kHasAvx512Bf16) return false;
+  __asm__("vcvtne2ps2bf16 %1, %2, %0" : "=v"(out) : "v"(a), "v"(b));
+  return true;
+}
+
 // The same for a v the caller knows holds no subnormal lane (a scale whose
 // products cannot be subnormal); false only where the CPU lacks the feature.
 HWY_INLINE bool NativeBf16NoSubnormal(__m512 v, __m256i& out) {

@@ -264,6 +264,21 @@ Buffer mixed_scales(std::mt19937& rng, DType t, std::size_t groups, std::size_t 
   return b;
 }
 
+// decode(simd, out) writes out_bytes of BF16: every SIMD target's bits must be
+// the scalar reference's.
+template <class Decode>
+void bf16_targets_match_scalar(std::size_t out_bytes, Decode&& decode) {
+  Buffer want(out_bytes);
+  decode(false, want.data());
+  for_each_impl([&](const Impl& impl) {
+    if (!impl.simd) return;
+    INFO("impl " << impl.name);
+    Buffer got(want.size());
+    decode(true, got.data());
+    expect_same(got, want, OutType::bf16);
+  });
+}
+
 TEST_CASE("gptq and awq: subnormal BF16 outputs of tiny scales are exact at vector widths") {
   std::mt19937 rng(11);
   for (const DType st : {DType::f32, DType::bf16}) {
@@ -285,16 +300,10 @@ TEST_CASE("gptq and awq: subnormal BF16 outputs of tiny scales are exact at vect
         const std::size_t rows_out = io ? t.in_features : t.out_features;
         const std::size_t stride = io ? t.out_features : t.in_features;
         INFO("gptq bits " << bits << " io " << io << " scales " << mneme::dtype_name(st));
-        Buffer want(rows_out * stride * 2);
-        q::scalar::dequant_gptq(t, 0, t.in_features, qweight.data(),
-                                q::MatrixOut{want.data(), OutType::bf16, orient, stride});
-        for_each_impl([&](const Impl& impl) {
-          if (!impl.simd) return;
-          INFO("impl " << impl.name);
-          Buffer got(want.size());
-          q::dequant_gptq(t, 0, t.in_features, qweight.data(),
-                          q::MatrixOut{got.data(), OutType::bf16, orient, stride});
-          expect_same(got, want, OutType::bf16);
+        bf16_targets_match_scalar(rows_out * stride * 2, [&](bool simd, std::uint8_t* out) {
+          const q::MatrixOut m{out, OutType::bf16, orient, stride};
+          simd ? q::dequant_gptq(t, 0, t.in_features, qweight.data(), m)
+               : q::scalar::dequant_gptq(t, 0, t.in_features, qweight.data(), m);
         });
       }
       q::AwqTensor a;
@@ -311,16 +320,10 @@ TEST_CASE("gptq and awq: subnormal BF16 outputs of tiny scales are exact at vect
       const std::size_t rows_out = io ? a.in_features : a.out_features;
       const std::size_t stride = io ? a.out_features : a.in_features;
       INFO("awq io " << io << " scales " << mneme::dtype_name(st));
-      Buffer want(rows_out * stride * 2);
-      q::scalar::dequant_awq(a, 0, a.in_features, qweight.data(),
-                             q::MatrixOut{want.data(), OutType::bf16, orient, stride});
-      for_each_impl([&](const Impl& impl) {
-        if (!impl.simd) return;
-        INFO("impl " << impl.name);
-        Buffer got(want.size());
-        q::dequant_awq(a, 0, a.in_features, qweight.data(),
-                       q::MatrixOut{got.data(), OutType::bf16, orient, stride});
-        expect_same(got, want, OutType::bf16);
+      bf16_targets_match_scalar(rows_out * stride * 2, [&](bool simd, std::uint8_t* out) {
+        const q::MatrixOut m{out, OutType::bf16, orient, stride};
+        simd ? q::dequant_awq(a, 0, a.in_features, qweight.data(), m)
+             : q::scalar::dequant_awq(a, 0, a.in_features, qweight.data(), m);
       });
     }
   }

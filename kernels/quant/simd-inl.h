@@ -101,11 +101,11 @@ HWY_INLINE void StoreOut(DF df, hn::Vec<DF> v, void* out, std::size_t i) {
 // vectors in one signed pack (one shuffle fewer per vector, one store).
 template <OutType kOut, bool kStream = false, Narrow kNarrow = Narrow::checked, class DF>
 HWY_INLINE void StoreOut2(DF df, hn::Vec<DF> a, hn::Vec<DF> b, void* out, std::size_t i) {
-  constexpr bool kMayNaN = kNarrow == Narrow::checked;
 #if HWY_TARGET == HWY_SCALAR
   StoreOut<kOut, kStream, kNarrow>(df, a, out, i);
   StoreOut<kOut, kStream, kNarrow>(df, b, out, i + 1);
 #else
+  constexpr bool kMayNaN = kNarrow == Narrow::checked;
   if constexpr (kOut == OutType::bf16) {
     const hn::Repartition<std::int16_t, DF> di16;  // 2 * Lanes(df) lanes
     const hn::RebindToUnsigned<decltype(di16)> du16;

@@ -167,6 +167,10 @@ struct Job {
   bool last_piece = false;
   int slot = -1;           // input buffer slot, -1 for zero-copy input
   std::uint64_t held = 0;  // budget bytes the job's input holds
+  // Nothing to convert, in a contiguous source: the decoder copies the chunk
+  // with Source::read_at (a mapped file: pread, which skips the mapping's
+  // page tables; perf-experiments P12), so it is not prefetched.
+  bool read_by_decoder = false;
 };
 
 // Per output: its codec, and what its first chunk prepares (io thread) for
@@ -242,14 +246,9 @@ class Run {
   asio::awaitable<void> read_stream(std::uint32_t output);
   // Input for chunk `c` (a buffer slot holding its bytes, or a pointer into a
   // contiguous source); false when the run is stopping.
-  // A chunk of a contiguous source with nothing to convert is not prefetched
-  // (`populate` false): its decoder copies it with Source::read_at.
-  asio::awaitable<bool> read_input(const Extent& in, Job& job, bool populate = true);
-  // The chunk's output is its stored bytes, in a contiguous source: its
-  // decoder copies them with Source::read_at (a mapped file: pread, which
-  // skips the mapping's page tables; perf-experiments P12) instead of through
-  // the mapping.
-  bool copied_by_read(const Chunk& c) const {
+  asio::awaitable<bool> read_input(const Extent& in, Job& job);
+  // Job::read_by_decoder for chunk c.
+  bool read_by_decoder(const Chunk& c) const {
     return !detail_.outputs[c.output].assembled && outputs_[c.output].codec->copies() &&
            catalog_.sources[c.input.source]->contiguous() != nullptr;
   }
@@ -368,11 +367,11 @@ void Run::record_error(std::exception_ptr e) {
   });
 }
 
-asio::awaitable<bool> Run::read_input(const Extent& in, Job& job, bool populate) {
+asio::awaitable<bool> Run::read_input(const Extent& in, Job& job) {
   Source& src = *catalog_.sources.at(in.source);
   stats_.bytes_read += in.length;
   if (const std::byte* base = src.contiguous()) {
-    if (populate && prefetch()) {
+    if (!job.read_by_decoder && prefetch()) {
       src.prefetch(in.offset, in.length);  // here, on the io thread, not in a decoder
     }
     job.input = base + in.offset;  // the parser checked the extent against size()
@@ -465,7 +464,8 @@ asio::awaitable<bool> Run::read_next(Lane& lane) {
     co_return false;
   }
   Job job{index};
-  if (!co_await read_input(c.input, job, !copied_by_read(c))) {
+  job.read_by_decoder = read_by_decoder(c);
+  if (!co_await read_input(c.input, job)) {
     co_return false;
   }
   submit(job);
@@ -633,7 +633,7 @@ void Run::decode_chunk(const Job& job) {
     fail(ErrorKind::io, "sink gave an output span of the wrong size");
   }
   Source& src = *catalog_.sources[c.input.source];
-  if (copied_by_read(c)) {
+  if (job.read_by_decoder) {
     src.read_at(c.input.offset, out);
   } else {
     const std::uint64_t first = c.out_offset / dtype_size(plan_.outputs[c.output].dtype);

@@ -9,10 +9,11 @@
 #pragma once
 
 #include <cstdint>
-#include <mneme/error.hpp>
 #include <span>
 #include <string>
 #include <string_view>
+
+#include "mneme/error.hpp"
 
 namespace mneme {
 

@@ -89,21 +89,6 @@ HWY_INLINE __mmask16 SubnormalLanes(__m512 v) {
                                  _mm512_set1_epi32(0x7FFFFF));
 }
 
-// The 32 BF16 codes of a then b in `out`; false (out untouched) where the
-// integer path must narrow them.
-HWY_INLINE bool NativeBf16Pair(__m512 a, __m512 b, __m512i& out) {
-  if (!kHasAvx512Bf16 || (SubnormalLanes(a) | SubnormalLanes(b)) != 0) return false;
-  __asm__("vcvtne2ps2bf16 %1, %2, %0" : "=v"(out) : "v"(a), "v"(b));
-  return true;
-}
-
-// The 16 BF16 codes of v in `out`; false as above.
-HWY_INLINE bool NativeBf16(__m512 v, __m256i& out) {
-  if (!kHasAvx512Bf16 || SubnormalLanes(v) != 0) return false;
-  __asm__("vcvtneps2bf16 %1, %0" : "=v"(out) : "v"(v));
-  return true;
-}
-
 // The 32 codes of a then b, for a and b the caller knows hold no subnormal
 // lane; false only where the CPU lacks the feature.
 HWY_INLINE bool NativeBf16PairNoSubnormal(__m512 a, __m512 b, __m512i& out) {
@@ -112,12 +97,24 @@ HWY_INLINE bool NativeBf16PairNoSubnormal(__m512 a, __m512 b, __m512i& out) {
   return true;
 }
 
-// The same for a v the caller knows holds no subnormal lane (a scale whose
-// products cannot be subnormal); false only where the CPU lacks the feature.
+// The 16 codes of v, for a v the caller knows holds no subnormal lane; false
+// only where the CPU lacks the feature.
 HWY_INLINE bool NativeBf16NoSubnormal(__m512 v, __m256i& out) {
   if (!kHasAvx512Bf16) return false;
   __asm__("vcvtneps2bf16 %1, %0" : "=v"(out) : "v"(v));
   return true;
+}
+
+// The 32 BF16 codes of a then b in `out`; false (out untouched) where the
+// integer path must narrow them.
+HWY_INLINE bool NativeBf16Pair(__m512 a, __m512 b, __m512i& out) {
+  return kHasAvx512Bf16 && (SubnormalLanes(a) | SubnormalLanes(b)) == 0 &&
+         NativeBf16PairNoSubnormal(a, b, out);
+}
+
+// The 16 BF16 codes of v in `out`; false as above.
+HWY_INLINE bool NativeBf16(__m512 v, __m256i& out) {
+  return kHasAvx512Bf16 && SubnormalLanes(v) == 0 && NativeBf16NoSubnormal(v, out);
 }
 
 #else

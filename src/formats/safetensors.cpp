@@ -232,15 +232,17 @@ class HeaderReader {
       return false;
     }
   }
-  bool refuse(json::error_code& ec, const std::string& why, ErrorKind kind = ErrorKind::parse) {
-    problem_ = Error(kind, "safetensors " + printable(src_.name()) + ": " + why);
-    ec = json::error::syntax;  // any code: the problem above is what is reported
+  // Stops the parse; `problem` is what is reported.
+  bool stop(json::error_code& ec, Error problem) {
+    problem_ = std::move(problem);
+    ec = json::error::syntax;  // any code: problem_ is what is reported
     return false;
   }
+  bool refuse(json::error_code& ec, const std::string& why, ErrorKind kind = ErrorKind::parse) {
+    return stop(ec, Error(kind, "safetensors " + printable(src_.name()) + ": " + why));
+  }
   bool refuse_over(json::error_code& ec, const std::string& what, std::uint64_t Limits::*cap) {
-    problem_ = limit_error("safetensors " + printable(src_.name()), what, cap, limits_);
-    ec = json::error::syntax;
-    return false;
+    return stop(ec, limit_error("safetensors " + printable(src_.name()), what, cap, limits_));
   }
   std::string where() const { return "tensor \"" + printable(name_) + "\""; }
   std::string unexpected(const char* what) const {
